@@ -68,3 +68,11 @@ METHODS: Registry[Any] = Registry("method")
 DATASETS: Registry[Any] = Registry("dataset")
 BACKBONES: Registry[Any] = Registry("backbone")
 EVALUATIONS: Registry[Any] = Registry("evaluation protocol")
+
+
+def load_builtins() -> None:
+    """Import the built-in modules so that their ``register`` calls have run (idempotent)."""
+    import importlib
+
+    for mod in ("data", "models", "methods", "evaluation"):
+        importlib.import_module(f"fedx_bench.{mod}")

@@ -1,0 +1,437 @@
+"""Typed, validated configuration: one ``RunConfig`` per run, ``SuiteConfig`` = base + grid.
+
+Everything a run does is decided by its ``RunConfig``; its hash is the run id. YAML is validated
+into these dataclasses before anything runs: an unknown key, a wrong type or an impossible value is a
+``ConfigError`` naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+FEDX_VARIANTS: dict[str, dict[str, bool]] = {
+    # name: which FedX terms are on (the local contrastive term is always the base method's own loss)
+    "fedx": dict(local_relational=True, global_contrastive=True, global_relational=True, head=True),
+    "fedx-no-relational": dict(local_relational=False, global_contrastive=True, global_relational=False, head=True),
+    "fedx-no-global": dict(local_relational=True, global_contrastive=False, global_relational=False, head=False),
+    "fedx-no-head": dict(local_relational=True, global_contrastive=True, global_relational=True, head=False),
+    "fedx-local-only-relational": dict(
+        local_relational=True, global_contrastive=True, global_relational=False, head=True
+    ),
+    "fedx-global-only-relational": dict(
+        local_relational=False, global_contrastive=True, global_relational=True, head=True
+    ),
+}
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, from where, and how it is augmented."""
+
+    name: str = "cifar10"
+    source: str = "auto"  # auto | torchvision | jpeg-copy | lossless-subset | embedded (per dataset)
+    root: str | None = None  # None: --data-root, $FEDX_BENCH_DATA, then the user cache dir
+    download: bool = False
+    verify_checksums: bool = True
+    grayscale: Literal["repeat3", "single"] = "repeat3"  # F-MNIST channel handling (spec UNKNOWN)
+    train_limit: int | None = None  # class-stratified cap on the training split (CPU variants)
+    fraction: float = 1.0  # data-amount sensitivity: class-stratified fraction, then partitioned
+    augment: str = "reference"  # reference (per-dataset reference pipeline) | simclr | reference-cifar | ...
+
+
+@dataclass
+class ModelConfig:
+    """Backbone and projection head (spec §1.3)."""
+
+    backbone: str = "resnet18"
+    width: int | None = None  # None: the backbone's default (64 for resnet18, 32 for cnn4)
+    proj_hidden: int = 256
+    proj_dim: int = 256
+
+
+@dataclass
+class FederationConfig:
+    """Clients, partition and rounds (spec §1.2)."""
+
+    clients: int = 10
+    partition: Literal["dirichlet", "iid"] = "dirichlet"
+    beta: float = 0.5
+    min_size: int = 10
+    rounds: int = 100
+    local_epochs: int = 10
+    sample_fraction: float = 1.0
+    partition_seed: int | None = None  # None: the run's seed (the reference seeds both with init_seed)
+
+
+@dataclass
+class OptimConfig:
+    """Local optimiser (spec §1.4). batch_size anchors + random_batch_size random images per FedX step."""
+
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    random_batch_size: int | None = None  # None: same as batch_size (the reference's 64+64)
+    reset_each_round: bool = True  # the reference re-creates the optimiser every round
+
+
+@dataclass
+class FedXConfig:
+    """The FedX add-on (spec §2). ``variant`` picks the ablation of protocols.md."""
+
+    enabled: bool = False
+    variant: str = "fedx"
+    temperature: float = 0.1  # τ: global contrastive and the student side of both relational losses
+    tt: float = 0.1  # target temperature of the global relational loss
+    ts: float = 0.1  # target temperature of the local relational loss
+    head_hidden: int = 256
+    head_dim: int = 256
+
+
+@dataclass
+class EvalConfig:
+    """When and how the global model is evaluated (protocols.md)."""
+
+    protocols: list[str] = field(default_factory=lambda: ["linear_probe", "knn"])
+    interval: int = 1  # evaluate every k rounds (the final round is always evaluated)
+    at_init: bool = True  # also evaluate the random-init encoder (round 0): the learning-signal floor
+    probe_epochs: int = 100
+    probe_lr: float = 1e-3
+    probe_weight_decay: float = 1e-6
+    probe_batch_size: int = 64
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    feature_batch_size: int = 512
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one run's numbers. Its hash (minus ``device``/``data.root``) is the run id."""
+
+    method: str = "simclr"
+    method_args: dict[str, Any] = field(default_factory=dict)
+    fedx: FedXConfig = field(default_factory=FedXConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (not part of the run id)
+    deterministic: bool = False  # cudnn deterministic mode on GPU
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The part of the config that defines the result (what the run id hashes)."""
+        d = self.to_dict()
+        d.pop("device")
+        d["data"].pop("root")
+        d["data"].pop("download")
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return config_hash(self.identity())[:16]
+
+    @property
+    def label(self) -> str:
+        """Short human label, e.g. ``simclr+fedx/cifar10/s0``."""
+        fx = "" if not self.fedx.enabled else ("+fedx" if self.fedx.variant == "fedx" else f"+{self.fedx.variant}")
+        return f"{self.method}{fx}/{self.data.name}/s{self.seed}"
+
+
+@dataclass
+class SuiteConfig:
+    """A named list of runs: a base config crossed with a grid (and optional per-case overrides)."""
+
+    name: str
+    runs: list[RunConfig]
+    description: str = ""
+    source: str | None = None
+    reduced_from: str | None = None
+
+
+def config_hash(d: dict[str, Any]) -> str:
+    """sha256 of canonical JSON."""
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _check_value(value: Any, tp: Any, where: str) -> Any:
+    """Validate ``value`` against the annotation ``tp``; returns the (possibly converted) value."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        return [_check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"unknown key {path!r}{extra}")
+        kwargs[key] = _check_value(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _normalise_shorthands(d: dict[str, Any]) -> dict[str, Any]:
+    """``fedx: true`` / ``fedx: fedx-no-head`` → a FedXConfig mapping; ``dataset: x`` → ``data.name``."""
+    d = copy.deepcopy(d)
+    fx = d.get("fedx")
+    if isinstance(fx, bool):
+        d["fedx"] = {"enabled": fx}
+    elif isinstance(fx, str):
+        d["fedx"] = {"enabled": fx not in ("none", "off", "false"), "variant": fx}
+    if "dataset" in d:
+        ds = d.pop("dataset")
+        d.setdefault("data", {})
+        if isinstance(ds, str):
+            d["data"]["name"] = ds
+        elif isinstance(ds, dict):
+            d["data"].update(ds)
+        else:
+            raise ConfigError(f"dataset: expected a name or a mapping, got {ds!r}")
+    return d
+
+
+def validate_run(cfg: RunConfig) -> RunConfig:
+    """Semantic checks beyond types: values that cannot work. Also checks registry names."""
+    from .registry import BACKBONES, DATASETS, EVALUATIONS, load_builtins
+
+    load_builtins()
+
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{key}: {msg}")
+
+    f, o, e = cfg.federation, cfg.optim, cfg.eval
+    if f.clients < 1:
+        raise bad("federation.clients", f"must be >= 1, got {f.clients}")
+    if f.rounds < 0:
+        raise bad("federation.rounds", f"must be >= 0, got {f.rounds}")
+    if f.local_epochs < 1:
+        raise bad("federation.local_epochs", f"must be >= 1, got {f.local_epochs}")
+    if f.partition == "dirichlet" and not f.beta > 0:
+        raise bad("federation.beta", f"Dirichlet beta must be > 0, got {f.beta}")
+    if not 0 < f.sample_fraction <= 1:
+        raise bad("federation.sample_fraction", f"must be in (0, 1], got {f.sample_fraction}")
+    if f.min_size < 1:
+        raise bad("federation.min_size", f"must be >= 1, got {f.min_size}")
+    if o.batch_size < 2:
+        raise bad("optim.batch_size", f"must be >= 2 (contrastive losses need pairs), got {o.batch_size}")
+    if o.random_batch_size is not None and o.random_batch_size < 1:
+        raise bad("optim.random_batch_size", f"must be >= 1, got {o.random_batch_size}")
+    if not o.lr > 0:
+        raise bad("optim.lr", f"must be > 0, got {o.lr}")
+    if o.weight_decay < 0:
+        raise bad("optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    if not 0 < cfg.data.fraction <= 1:
+        raise bad("data.fraction", f"must be in (0, 1], got {cfg.data.fraction}")
+    if cfg.data.train_limit is not None and cfg.data.train_limit < 1:
+        raise bad("data.train_limit", f"must be >= 1, got {cfg.data.train_limit}")
+    if e.interval < 1:
+        raise bad("eval.interval", f"must be >= 1, got {e.interval}")
+    if e.probe_epochs < 1:
+        raise bad("eval.probe_epochs", f"must be >= 1, got {e.probe_epochs}")
+    for t_key in ("temperature", "tt", "ts"):
+        if not getattr(cfg.fedx, t_key) > 0:
+            raise bad(f"fedx.{t_key}", "temperatures must be > 0")
+    if cfg.fedx.variant not in FEDX_VARIANTS:
+        hint = difflib.get_close_matches(cfg.fedx.variant, FEDX_VARIANTS, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        known = ", ".join(FEDX_VARIANTS)
+        raise bad("fedx.variant", f"unknown FedX variant {cfg.fedx.variant!r}{extra}; known: {known}")
+    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise bad("device", f"must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    for p in e.protocols:
+        EVALUATIONS.get(p)
+    DATASETS.get(cfg.data.name)
+    BACKBONES.get(cfg.model.backbone)
+    from .methods import resolve_method
+
+    method_cls = resolve_method(cfg.method)
+    method_cls.parse_args(cfg.method_args)  # raises ConfigError on unknown/invalid method_args
+    return cfg
+
+
+def run_config_from_dict(d: dict[str, Any], where: str = "") -> RunConfig:
+    """Build and validate a RunConfig from a plain mapping (YAML-shaped, shorthands allowed)."""
+    cfg = _from_dict(RunConfig, _normalise_shorthands(d), where)
+    return validate_run(cfg)
+
+
+def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"grid key {key!r}: {p!r} is not a mapping")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+SUITE_KEYS = {"name", "description", "base", "grid", "cases", "reduced_from"}
+
+
+def expand_suite(doc: dict[str, Any], source: str | None = None) -> SuiteConfig:
+    """Expand ``base`` × ``cases`` × ``grid`` into validated RunConfigs (duplicates removed, order kept).
+
+    ``grid`` maps dotted keys (``method``, ``fedx``, ``seed``, ``federation.beta``, ``dataset`` ...) to
+    lists of values; ``cases`` is a list of partial configs (e.g. one per dataset with its own settings).
+    """
+    src = source or "<suite>"
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{src}: a suite must be a mapping with keys {sorted(SUITE_KEYS)}")
+    for k in doc:
+        if k not in SUITE_KEYS:
+            hint = difflib.get_close_matches(str(k), SUITE_KEYS, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{src}: unknown key {k!r}{extra}")
+    name = doc.get("name") or (Path(source).stem if source else "suite")
+    base = _normalise_shorthands(doc.get("base") or {})
+    grid = doc.get("grid") or {}
+    cases = doc.get("cases") or [{}]
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{src}: grid must be a mapping of key -> list of values")
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        raise ConfigError(f"{src}: cases must be a list of mappings")
+    keys = list(grid)
+    for k in keys:
+        if not isinstance(grid[k], list) or not grid[k]:
+            raise ConfigError(f"{src}: grid.{k} must be a non-empty list")
+    runs: list[RunConfig] = []
+    seen: set[str] = set()
+    for ci, case in enumerate(cases):
+        case_d = _deep_merge(base, _normalise_shorthands(case))
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            d = copy.deepcopy(case_d)
+            for k, v in zip(keys, combo):
+                patch: dict[str, Any] = {}
+                _set_dotted(patch, k, v)
+                d = _deep_merge(d, _normalise_shorthands(patch))
+            where = f"cases[{ci}]" if len(cases) > 1 else ""
+            try:
+                cfg = run_config_from_dict(d, where)
+            except ConfigError as e:
+                raise ConfigError(f"{src}: {e}") from None
+            if cfg.run_id not in seen:
+                seen.add(cfg.run_id)
+                runs.append(cfg)
+    return SuiteConfig(
+        name=str(name),
+        runs=runs,
+        description=str(doc.get("description", "")),
+        source=source,
+        reduced_from=doc.get("reduced_from"),
+    )
+
+
+def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> SuiteConfig:
+    """Read a suite YAML file; ``overrides`` (dotted keys) are applied to ``base`` (CLI ``--set``)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"suite file not found: {p}")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        msg = str(e).replace("\n", " ")
+        raise ConfigError(f"{p}: invalid YAML: {msg}") from None
+    if overrides:
+        doc = dict(doc or {})
+        base = _normalise_shorthands(doc.get("base") or {})
+        for k, v in overrides.items():
+            patch: dict[str, Any] = {}
+            _set_dotted(patch, k, v)
+            base = _deep_merge(base, _normalise_shorthands(patch))
+        doc["base"] = base
+    return expand_suite(doc or {}, str(p))

@@ -1,0 +1,240 @@
+"""The shared federated loop: broadcast, local training, FedAvg, per-round hooks.
+
+Every method plugs in through the ``Method`` interface; nothing here knows about SimCLR or FedX.
+All randomness of a client's round (shuffles, augmentations, random batch) comes from a generator
+seeded by (seed, round, client), so a run resumed from a round-boundary checkpoint repeats exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import RunConfig
+from .methods import ClientState, Method
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (run seed, round, client, purpose): independent streams per use."""
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda if available else cpu; an explicit cuda request without CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from .errors import UserError
+
+        raise UserError(f"device {name!r} requested but CUDA is not available on this machine (use --device cpu)")
+    return torch.device(name)
+
+
+def fedavg(states: list[dict[str, Tensor]], weights: list[float]) -> dict[str, Tensor]:
+    """Weighted average of every entry, weights normalised over the participants (fixes spec §6.7).
+
+    Integer buffers (BN's ``num_batches_tracked``) are averaged in float64 and rounded back.
+    """
+    if not states:
+        raise ValueError("fedavg needs at least one client state")
+    total = float(sum(weights))
+    w = [float(x) / total for x in weights]
+    out: dict[str, Tensor] = {}
+    for k in states[0]:
+        ref = states[0][k]
+        if ref.is_floating_point():
+            acc = torch.zeros_like(ref)
+            for wi, s in zip(w, states):
+                acc.add_(s[k], alpha=wi)
+            out[k] = acc
+        else:
+            acc64 = sum(wi * s[k].double() for wi, s in zip(w, states))
+            out[k] = torch.round(acc64).to(ref.dtype)  # type: ignore[union-attr]
+    return out
+
+
+@dataclass
+class ClientData:
+    """A client's view of the training images: uint8 images on the device and its index list."""
+
+    images: Tensor  # (N, H, W, C) uint8, the whole (subsampled) training split, on device
+    indices: Tensor  # (n_k,) int64 on device
+
+
+@dataclass
+class RoundResult:
+    round: int
+    clients: list[int]
+    losses: dict[str, float]
+    steps: int
+    train_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def _make_optimizer(params: list[torch.nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+class FederatedTrainer:
+    """Runs rounds of FedAvg over a method; holds the global model and every client's persistent state."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        global_model: Method,
+        images: Tensor,
+        client_indices: list[np.ndarray],
+        augment: Augment,
+        device: torch.device,
+        transform: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.global_model = global_model.to(device)
+        self.local_model = copy.deepcopy(self.global_model)
+        self.images = images.to(device)
+        self.client_indices = [torch.as_tensor(ix, dtype=torch.long, device=device) for ix in client_indices]
+        self.client_sizes = [len(ix) for ix in client_indices]
+        self.augment = augment
+        self.transform = transform  # test transform (uint8 -> normalised float), for prepare_local_training
+        self.client_states: dict[int, ClientState] = {}
+        self.optimizer_states: dict[int, dict[str, Any]] = {}
+        self.round = 0  # rounds completed
+
+    # ------------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue after ``self.round`` completed rounds."""
+        return {
+            "round": self.round,
+            "global": {k: v.detach().cpu().clone() for k, v in self.global_model.state_dict().items()},
+            "client_states": _to_cpu(self.client_states),
+            "optimizer_states": _to_cpu(self.optimizer_states),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round = int(state["round"])
+        self.global_model.load_state_dict(state["global"])
+        self.client_states = _to_device(state["client_states"], self.device)
+        self.optimizer_states = _to_device(state["optimizer_states"], self.device)
+
+    # ------------------------------------------------------------------ training
+    def select_clients(self, round_idx: int) -> list[int]:
+        n = len(self.client_indices)
+        frac = self.cfg.federation.sample_fraction
+        if frac >= 1.0:
+            return list(range(n))
+        m = max(1, int(n * frac))
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, round_idx, 1_000_003))
+        return sorted(int(k) for k in rng.choice(n, size=m, replace=False))
+
+    def run_round(self, progress: Callable[[dict[str, Any]], None] | None = None) -> RoundResult:
+        """Train one round (round number ``self.round + 1``) and aggregate."""
+        r = self.round + 1
+        t0 = time.perf_counter()
+        selected = self.select_clients(r)
+        global_shared = {k: v.detach().clone() for k, v in self.global_model.shared_state().items()}
+        states, weights = [], []
+        sums: dict[str, float] = {}
+        total_steps = 0
+        for pos, k in enumerate(selected):
+            steps, logs = self._train_client(r, k, global_shared)
+            for name, val in logs.items():
+                sums[name] = sums.get(name, 0.0) + val
+            total_steps += steps
+            states.append({kk: v.detach().clone() for kk, v in self.local_model.shared_state().items()})
+            weights.append(self.client_sizes[k])
+            if progress is not None:
+                progress({"round": r, "client": pos + 1, "clients": len(selected),
+                          "loss": logs.get("loss", float("nan")) / max(steps, 1)})
+        self.global_model.load_shared_state(fedavg(states, weights))
+        self.round = r
+        losses = {name: v / max(total_steps, 1) for name, v in sums.items()}
+        return RoundResult(r, selected, losses, total_steps, time.perf_counter() - t0)
+
+    def _train_client(self, r: int, k: int, global_shared: dict[str, Tensor]) -> tuple[int, dict[str, float]]:
+        cfg = self.cfg
+        model = self.local_model
+        torch.manual_seed(derive_seed(cfg.seed, r, k, 1))
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(derive_seed(cfg.seed, r, k, 2))
+        model.load_shared_state(global_shared)
+        model.on_round_start(r, self.client_states.get(k))
+        idx = self.client_indices[k]
+        if self.transform is not None:
+            model.prepare_local_training(self.images[idx], self.transform)
+        model.train()
+        opt = _make_optimizer(model.trainable_parameters(), cfg)
+        if not cfg.optim.reset_each_round and k in self.optimizer_states:
+            opt.load_state_dict(self.optimizer_states[k])
+        n = len(idx)
+        bsz = min(cfg.optim.batch_size, n)  # tiny clients train on one full batch (reference divides by zero)
+        rbsz = min(cfg.optim.random_batch_size or cfg.optim.batch_size, n)
+        need_r = bool(getattr(model, "uses_random_batch", False))
+        rperm: Tensor | None = None
+        rpos = 0
+        sums: dict[str, Tensor] = {}
+        steps = 0
+        if bsz < 2:
+            return 0, {}
+        for _ in range(cfg.federation.local_epochs):
+            perm = torch.randperm(n, generator=gen, device=self.device)
+            for s in range(n // bsz):
+                bi = idx[perm[s * bsz : (s + 1) * bsz]]
+                x = self.images[bi]
+                x1 = self.augment(x, gen)
+                x2 = self.augment(x, gen)
+                xr = None
+                if need_r:
+                    if rperm is None or rpos + rbsz > n:
+                        rperm = torch.randperm(n, generator=gen, device=self.device)
+                        rpos = 0
+                    xr = self.augment(self.images[idx[rperm[rpos : rpos + rbsz]]], gen)
+                    rpos += rbsz
+                out = model.training_step(x1, x2, xr)
+                opt.zero_grad(set_to_none=True)
+                out.loss.backward()
+                opt.step()
+                model.after_optimizer_step()
+                for name, v in out.logs.items():
+                    sums[name] = sums[name] + v if name in sums else v.clone()
+                if "loss" not in out.logs:
+                    sums["loss"] = sums["loss"] + out.loss.detach() if "loss" in sums else out.loss.detach().clone()
+                steps += 1
+        self.client_states[k] = model.client_state()
+        if not cfg.optim.reset_each_round:
+            self.optimizer_states[k] = copy.deepcopy(opt.state_dict())
+        return steps, {name: float(v) for name, v in sums.items()}
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj

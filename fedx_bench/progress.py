@@ -1,0 +1,91 @@
+"""Progress reporting: tqdm bars on a terminal, one plain line per event in logs, nothing when quiet."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+def _fmt_secs(s: float) -> str:
+    s = int(max(0, s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class Progress:
+    """Suite- and run-level progress. ``mode``: auto (bars on a TTY, lines otherwise), bar, log, quiet."""
+
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "log"
+        self.mode = mode
+        self._suite_bar: Any = None
+        self._run_bar: Any = None
+        self._run_label = ""
+        self._run_start = 0.0
+        self._total_rounds = 0
+
+    def log(self, msg: str) -> None:
+        if self.mode == "quiet":
+            return
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=self.stream)
+        else:
+            print(msg, file=self.stream, flush=True)
+
+    def suite_start(self, name: str, total: int) -> None:
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self._suite_bar = tqdm(total=total, desc=f"suite {name}", unit="run", position=0, file=self.stream)
+        else:
+            self.log(f"suite {name}: {total} runs")
+
+    def suite_advance(self) -> None:
+        if self._suite_bar is not None:
+            self._suite_bar.update(1)
+
+    def suite_end(self) -> None:
+        if self._suite_bar is not None:
+            self._suite_bar.close()
+            self._suite_bar = None
+
+    def run_start(self, label: str, total_rounds: int, start_round: int = 0) -> None:
+        self._run_label = label
+        self._run_start = time.perf_counter()
+        self._total_rounds = total_rounds
+        self._start_round = start_round
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self._run_bar = tqdm(
+                total=total_rounds, initial=start_round, desc=label, unit="round", position=1, leave=False,
+                file=self.stream,
+            )
+        else:
+            resumed = f" (resuming after round {start_round})" if start_round else ""
+            self.log(f"[{label}] start: {total_rounds} rounds{resumed}")
+
+    def round_end(self, round_idx: int, metrics: dict[str, Any]) -> None:
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        if self._run_bar is not None:
+            self._run_bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
+            self._run_bar.update(1)
+            return
+        done = round_idx - self._start_round
+        elapsed = time.perf_counter() - self._run_start
+        eta = elapsed / max(done, 1) * (self._total_rounds - round_idx)
+        parts = " ".join(f"{k}={v:.4g}" for k, v in shown.items())
+        self.log(f"[{self._run_label}] round {round_idx}/{self._total_rounds} {parts} "
+                 f"elapsed={_fmt_secs(elapsed)} eta={_fmt_secs(eta)}")
+
+    def run_end(self, state: str, summary: str = "") -> None:
+        if self._run_bar is not None:
+            self._run_bar.close()
+            self._run_bar = None
+        self.log(f"[{self._run_label}] {state} in {_fmt_secs(time.perf_counter() - self._run_start)} {summary}")

@@ -1,0 +1,191 @@
+"""The paper-style Table 1 (ours mean ± std over seeds beside the paper's value and Δ) and the
+end-of-suite summary (linear probe and kNN vs the random-init encoder)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from ..methods import display_name
+from .results import DATASET_DISPLAY, DATASET_ORDER, PAPER, paper_value
+
+MISSING = "—"
+
+
+def _stats(values: list[float]) -> tuple[float, float, int] | None:
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None
+    n = len(vals)
+    mean = sum(vals) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
+    return mean, std, n
+
+
+def fmt_stats(st: tuple[float, float, int] | None) -> str:
+    """``48.80 ± 0.52 (3)``; a single seed shows no ± ; no value shows —."""
+    if st is None:
+        return MISSING
+    mean, std, n = st
+    return f"{mean:.2f} ± {std:.2f} ({n})" if n > 1 else f"{mean:.2f} (1)"
+
+
+def _row_label(method: str, variant: str) -> str:
+    if variant == "none":
+        return display_name(method)
+    return "+ FedX" if variant == "fedx" else f"+ {variant}"
+
+
+def _datasets(df: pd.DataFrame) -> list[str]:
+    present = list(dict.fromkeys(df["dataset"].tolist()))
+    return [d for d in DATASET_ORDER if d in present] + [d for d in present if d not in DATASET_ORDER]
+
+
+def _differs_from_paper(df: pd.DataFrame) -> list[str]:
+    """Settings in which the runs differ from the paper's Table 1 setting (so Δ is not like-for-like)."""
+    notes = []
+    for key, val in PAPER["setting"].items():
+        col = {"clients": "clients", "beta": "beta", "rounds": "rounds", "local_epochs": "local_epochs",
+               "backbone": "backbone"}[key]
+        other = sorted({str(v) for v in df[col].dropna().tolist() if v != val})
+        if other:
+            notes.append(f"{key}={'/'.join(other)} (paper: {val})")
+    if df["train_limit"].notna().any():
+        notes.append("training split limited to " + "/".join(sorted({str(int(v)) for v in df["train_limit"].dropna()})))
+    if df["data_notes"].astype(str).str.contains("JPEG copy").any():
+        notes.append("CIFAR-10 from the JPEG copy (q75), not the original pixels")
+    return notes
+
+
+def table1_frame(df: pd.DataFrame, metric: str = "probe") -> list[dict[Any, Any]]:
+    """Rows: base methods and their ``+ FedX`` variants (paper order); columns: dataset × {Last, Best} ×
+    {ours, paper, Δ}. Only finished runs count; missing cells are NaN/None (rendered —, never 0)."""
+    done = df[df["state"] == "done"] if len(df) else df
+    order = ["simclr", "moco", "byol", "protocl", "fedu"]
+    methods = [m for m in order if m in set(done["method"])] + sorted(set(done["method"]) - set(order))
+    rows: list[dict[str, Any]] = []
+    datasets = _datasets(done) if len(done) else []
+    for m in methods:
+        variants = ["none"] + sorted(v for v in set(done[done["method"] == m]["variant"]) if v != "none")
+        if "fedx" in variants:
+            variants = ["none", "fedx"] + [v for v in variants if v not in ("none", "fedx")]
+        for v in variants:
+            sel = done[(done["method"] == m) & (done["variant"] == v)]
+            row: dict[str, Any] = {"method": m, "variant": v, "row": _row_label(m, v)}
+            for d in datasets:
+                cell = sel[sel["dataset"] == d]
+                for col in ("last", "best"):
+                    st = _stats(cell[f"{metric}_{col}"].tolist()) if len(cell) else None
+                    paper = paper_value(m, v == "fedx", d, col) if v in ("none", "fedx") and metric == "probe" else None
+                    row[(d, col, "ours")] = st
+                    row[(d, col, "paper")] = paper
+                    row[(d, col, "delta")] = (st[0] - paper) if (st is not None and paper is not None) else None
+            rows.append(row)
+    return rows
+
+
+def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe") -> str:
+    """Render Table 1 as Markdown, LaTeX or CSV. The better of each ± FedX pair (ours, by mean) is bold."""
+    t = table1_frame(df, metric)
+    if not t:
+        return "No finished runs found.\n"
+    datasets = sorted({k[0] for k in t[0] if isinstance(k, tuple)},
+                      key=lambda d: DATASET_ORDER.index(d) if d in DATASET_ORDER else 99)
+    if fmt == "csv":
+        out_rows = []
+        for r in t:
+            for d in datasets:
+                for col in ("last", "best"):
+                    st = r[(d, col, "ours")]
+                    out_rows.append({
+                        "method": r["method"], "variant": r["variant"], "dataset": d, "column": col,
+                        "mean": None if st is None else round(st[0], 4),
+                        "std": None if st is None else round(st[1], 4),
+                        "n": 0 if st is None else st[2],
+                        "paper": r[(d, col, "paper")],
+                        "delta": None if r[(d, col, "delta")] is None else round(r[(d, col, "delta")], 4),
+                    })
+        return pd.DataFrame(out_rows).to_csv(index=False)
+    bold = _bold_cells(t, datasets)
+    header = ["Method"] + [f"{DATASET_DISPLAY.get(d, d)} {c}" for d in datasets for c in ("Last", "Best")]
+    lines_body = []
+    for i, r in enumerate(t):
+        cells = [r["row"]]
+        for d in datasets:
+            for col in ("last", "best"):
+                ours = fmt_stats(r[(d, col, "ours")])
+                if (i, d, col) in bold:
+                    ours = f"**{ours}**" if fmt == "md" else f"\\textbf{{{ours}}}"
+                paper = r[(d, col, "paper")]
+                delta = r[(d, col, "delta")]
+                extra = ""
+                if paper is not None:
+                    extra = f" / {paper:.2f}" + (f" ({delta:+.2f})" if delta is not None else "")
+                cells.append(ours + extra)
+        lines_body.append(cells)
+    notes = _differs_from_paper(df[df["state"] == "done"])
+    metric_name = {"probe": "linear-probe top-1 (%)", "knn": "kNN top-1 (%)"}[metric]
+    protocols = sorted(set(df["protocols"]))
+    caption = (f"{metric_name}: ours mean ± std (n seeds) / paper (Δ pp). Last = final round, Best = max over "
+               f"evaluated rounds (test-set-selected, as in the reference). Protocols: {'; '.join(protocols)}.")
+    if fmt == "latex":
+        out = ["\\begin{tabular}{l" + "c" * (len(header) - 1) + "}", "\\toprule",
+               " & ".join(header) + " \\\\", "\\midrule"]
+        for cells in lines_body:
+            out.append(" & ".join(c.replace("±", "$\\pm$").replace("—", "--") for c in cells) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}", f"% {caption}"]
+        out += [f"% Differs from the paper's setting: {n}" for n in notes]
+        return "\n".join(out) + "\n"
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines_body]
+    out += ["", caption]
+    if notes:
+        out.append("Differs from the paper's setting (Δ is not like-for-like): " + "; ".join(notes) + ".")
+    return "\n".join(out) + "\n"
+
+
+def _bold_cells(t: list[dict[Any, Any]], datasets: list[str]) -> set[tuple[int, str, str]]:
+    bold: set[tuple[int, str, str]] = set()
+    for m in {r["method"] for r in t}:
+        pair = [(i, r) for i, r in enumerate(t) if r["method"] == m and r["variant"] in ("none", "fedx")]
+        if len(pair) != 2:
+            continue
+        for d in datasets:
+            for col in ("last", "best"):
+                vals = [(i, r[(d, col, "ours")]) for i, r in pair]
+                if all(v is not None for _, v in vals):
+                    best_i = max(vals, key=lambda iv: iv[1][0])[0]
+                    bold.add((best_i, d, col))
+    return bold
+
+
+def render_summary(df: pd.DataFrame) -> str:
+    """End-of-suite table: per method row, per dataset probe Last/Best and kNN Last, plus the random-init
+    encoder row (the learning-signal floor: the same probe on the untrained initial backbone)."""
+    done = df[df["state"] == "done"]
+    if done.empty:
+        return "No finished runs.\n"
+    datasets = _datasets(done)
+    header = ["Method"] + [f"{DATASET_DISPLAY.get(d, d)} {c}" for d in datasets
+                           for c in ("probe Last", "probe Best", "kNN Last")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    init_cells = ["Random-init encoder"]
+    for d in datasets:
+        sel = done[done["dataset"] == d].drop_duplicates(subset=["seed", "backbone", "train_limit", "fraction"])
+        init_cells += [fmt_stats(_stats(sel["probe_init"].tolist())), MISSING,
+                       fmt_stats(_stats(sel["knn_init"].tolist()))]
+    lines.append("| " + " | ".join(init_cells) + " |")
+    t = table1_frame(done)
+    tk = table1_frame(done, metric="knn")
+    for r, rk in zip(t, tk):
+        cells = [display_name(r["method"]) + ("" if r["variant"] == "none" else f" {r['row']}")]
+        for d in datasets:
+            cells += [fmt_stats(r[(d, "last", "ours")]), fmt_stats(r[(d, "best", "ours")]),
+                      fmt_stats(rk[(d, "last", "ours")])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Top-1 accuracy (%), mean ± std (n seeds). A learning signal means beating the random-init row "
+                 "under the same probe, not beating chance.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,279 @@
+"""Execute one run end to end: data → partition → method (+FedX) → federated loop → evaluations → store.
+
+A run is resumable: a checkpoint is written atomically after every round, and a run whose
+``status.json`` says done is skipped.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .data import ArrayDataset, load_dataset
+from .data.augment import build_augment, normalize
+from .errors import UserError
+from .evaluation import PROTOCOL_VERSIONS, extract_features, knn_accuracy, linear_probe
+from .federated import FederatedTrainer, derive_seed, resolve_device
+from .methods import build_method
+from .partition import PARTITION_VERSION, Partition, dirichlet_split, iid_split, stratified_subsample
+from .progress import Progress
+from .store import RunDir, RunStore, atomic_torch_save, atomic_write_json, environment_record
+
+CHECKPOINT = "checkpoint.pt"
+
+REFERENCE_AUGMENT = {"cifar10": "reference-cifar", "svhn": "reference-svhn", "fmnist": "reference-cifar"}
+
+
+def augment_name(cfg: RunConfig) -> str:
+    """``reference`` resolves per dataset (F-MNIST has none in the reference: crop+flip is our choice)."""
+    a = cfg.data.augment
+    return REFERENCE_AUGMENT.get(cfg.data.name, "reference-cifar") if a == "reference" else a
+
+
+def protocol_versions(cfg: RunConfig) -> dict[str, str]:
+    """Versions of every protocol a run's numbers depend on (stored in spec.json, printed by reports)."""
+    out = {p: PROTOCOL_VERSIONS[p] for p in cfg.eval.protocols}
+    out["partition"] = PARTITION_VERSION
+    return out
+
+
+@dataclass
+class PreparedData:
+    dataset: ArrayDataset
+    train_x: np.ndarray  # after data.fraction subsampling (what clients hold)
+    train_y: np.ndarray
+    subset_indices: np.ndarray | None
+
+
+class DatasetCache:
+    """Loads each distinct dataset once per process (a suite has many runs on the same data)."""
+
+    def __init__(self, data_root: str | None = None) -> None:
+        self.data_root = data_root
+        self._cache: dict[tuple[Any, ...], ArrayDataset] = {}
+
+    def get(self, cfg: RunConfig) -> ArrayDataset:
+        d = cfg.data
+        root = d.root or self.data_root
+        key = (d.name, d.source, root, d.download, d.verify_checksums, d.grayscale, d.train_limit)
+        if key not in self._cache:
+            self._cache[key] = load_dataset(
+                d.name, root=root, source=d.source, download=d.download, verify_checksums=d.verify_checksums,
+                grayscale=d.grayscale, train_limit=d.train_limit,
+            )
+        return self._cache[key]
+
+
+def prepare_data(cfg: RunConfig, cache: DatasetCache) -> PreparedData:
+    ds = cache.get(cfg)
+    if cfg.data.fraction < 1.0:
+        sub = stratified_subsample(ds.train_y, cfg.data.fraction, cfg.seed)
+        return PreparedData(ds, ds.train_x[sub], ds.train_y[sub], sub)
+    return PreparedData(ds, ds.train_x, ds.train_y, None)
+
+
+def make_partition(cfg: RunConfig, labels: np.ndarray, num_classes: int) -> Partition:
+    f = cfg.federation
+    seed = cfg.seed if f.partition_seed is None else f.partition_seed
+    if f.partition == "iid":
+        return iid_split(labels, f.clients, seed, num_classes=num_classes)
+    return dirichlet_split(labels, f.clients, f.beta, seed, min_size=f.min_size, num_classes=num_classes)
+
+
+def evaluate(model: torch.nn.Module, data: PreparedData, cfg: RunConfig, device: torch.device, round_idx: int
+             ) -> dict[str, float]:
+    """All configured protocols on the global encoder: probe trained on the whole (limited) training split."""
+    e = cfg.eval
+    ds = data.dataset
+    enc = model.encoder
+    tr = extract_features(enc, torch.from_numpy(ds.train_x), ds.mean, ds.std, e.feature_batch_size, device)
+    te = extract_features(enc, torch.from_numpy(ds.test_x), ds.mean, ds.std, e.feature_batch_size, device)
+    ytr = torch.from_numpy(ds.train_y).to(device)
+    yte = torch.from_numpy(ds.test_y).to(device)
+    out: dict[str, float] = {}
+    if "linear_probe" in e.protocols:
+        r = linear_probe(
+            tr, ytr, te, yte, epochs=e.probe_epochs, lr=e.probe_lr, weight_decay=e.probe_weight_decay,
+            batch_size=e.probe_batch_size, seed=derive_seed(cfg.seed, round_idx, 7) % (2**31),
+            num_classes=ds.num_classes, device=device,
+        )
+        out["linear_probe_top1"] = float(r["top1"])
+        out["linear_probe_top5"] = float(r["top5"])
+    if "knn" in e.protocols:
+        r = knn_accuracy(tr, ytr, te, yte, k=e.knn_k, temperature=e.knn_temperature, num_classes=ds.num_classes)
+        out["knn_top1"] = float(r["top1"])
+    return out
+
+
+def summarise(records: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
+    """Last / Best / init per metric. Best is the max over evaluated training rounds (test-set-selected,
+    as in the reference); init is the random-init encoder (round 0)."""
+    summary: dict[str, Any] = {}
+    metrics = {"linear_probe_top1": "linear_probe", "linear_probe_top5": "linear_probe", "knn_top1": "knn"}
+    for key, proto in metrics.items():
+        if proto not in cfg.eval.protocols:
+            continue
+        trained = [(r["round"], r[key]) for r in records if r["round"] > 0 and key in r]
+        init = [r[key] for r in records if r["round"] == 0 and key in r]
+        entry: dict[str, Any] = {"protocol": f"{proto}@{PROTOCOL_VERSIONS[proto]}"}
+        if init:
+            entry["init"] = init[0]
+        if trained:
+            best_round, best = max(trained, key=lambda t: t[1])
+            entry.update(last=trained[-1][1], last_round=trained[-1][0], best=best, best_round=best_round)
+        summary[key] = entry
+    return summary
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    label: str
+    state: str  # done | skipped | failed
+    summary: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    error: str | None = None
+
+
+def execute_run(
+    cfg: RunConfig,
+    results_dir: str | Path,
+    cache: DatasetCache | None = None,
+    progress: Progress | None = None,
+    suite: str | None = None,
+    stop_after_round: int | None = None,
+) -> RunOutcome:
+    """Run (or resume, or skip) one configuration, writing everything into the run store.
+
+    ``stop_after_round`` exists for tests of resume: the run stops cleanly after that round, leaving
+    its checkpoint as a crash would.
+    """
+    cache = cache or DatasetCache()
+    progress = progress or Progress("quiet")
+    store = RunStore(results_dir)
+    rd = store.run(cfg.run_id)
+    if rd.is_done():
+        from .store import read_json
+
+        return RunOutcome(cfg.run_id, cfg.label, "skipped", read_json(rd.file("eval.json"), {}).get("metrics", {}))
+    t_start = time.perf_counter()
+    try:
+        return _execute(cfg, rd, cache, progress, suite, stop_after_round, t_start)
+    except UserError:
+        raise
+    except KeyboardInterrupt:
+        rd.set_status("interrupted", error="KeyboardInterrupt")
+        raise
+    except Exception as e:  # noqa: BLE001 - a failed run is recorded and the suite goes on
+        tb = traceback.format_exc()
+        rd.path.mkdir(parents=True, exist_ok=True)
+        (rd.file("traceback.txt")).write_text(tb)
+        rd.set_status("failed", error=f"{type(e).__name__}: {e}")
+        progress.run_end("FAILED", f"{type(e).__name__}: {e}")
+        err = f"{type(e).__name__}: {e}"
+        return RunOutcome(cfg.run_id, cfg.label, "failed", {}, time.perf_counter() - t_start, err)
+
+
+def _execute(
+    cfg: RunConfig, rd: RunDir, cache: DatasetCache, progress: Progress, suite: str | None,
+    stop_after_round: int | None, t_start: float,
+) -> RunOutcome:
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+        torch.backends.cudnn.deterministic = cfg.deterministic
+    data = prepare_data(cfg, cache)
+    ds = data.dataset
+    partition = make_partition(cfg, data.train_y, ds.num_classes)
+    ckpt_path = rd.file(CHECKPOINT)
+    spec = {
+        "run_id": cfg.run_id,
+        "label": cfg.label,
+        "config": cfg.to_dict(),
+        "identity_hash": cfg.run_id,
+        "seed": cfg.seed,
+        "suite": suite,
+        "protocols": protocol_versions(cfg),
+        "augment": augment_name(cfg),
+        "dataset": ds.provenance,
+        "partition_sha256": partition.sha256,
+        "subset_sha256": None if data.subset_indices is None else _hash_indices(data.subset_indices),
+    }
+    atomic_write_json(rd.file("spec.json"), spec)
+    atomic_write_json(rd.file("env.json"), environment_record(device))
+    atomic_write_json(rd.file("partition.json"), partition.to_json(data.train_y))
+    model = build_method(cfg, ds.channels)
+    augment = build_augment(augment_name(cfg), ds.mean, ds.std, ds.train_x.shape[1])
+    trainer = FederatedTrainer(cfg, model, torch.from_numpy(data.train_x), partition.client_indices, augment, device,
+                               transform=lambda x: normalize(x, ds.mean, ds.std))
+    records: list[dict[str, Any]] = []
+    elapsed_before = 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("run_id") == cfg.run_id:
+            trainer.load_state_dict(ck["trainer"])
+            records = ck["records"]
+            elapsed_before = ck.get("elapsed", 0.0)
+    rounds = cfg.federation.rounds
+    rd.set_status("running", round=trainer.round, rounds=rounds, device=str(device), started=time.time(), error=None)
+    progress.run_start(cfg.label, rounds, trainer.round)
+    t0 = time.perf_counter() - elapsed_before
+    if cfg.eval.at_init and not any(r["round"] == 0 for r in records):
+        te = time.perf_counter()
+        m = evaluate(trainer.global_model, data, cfg, device, 0)
+        now = time.perf_counter()
+        records.append({"round": 0, **m, "eval_seconds": now - te, "wall_seconds": now - t0})
+        rd.write_metrics(records)
+    while trainer.round < rounds:
+        res = trainer.run_round()
+        r = res.round
+        rec: dict[str, Any] = {"round": r, "losses": res.losses, "steps": res.steps, "clients": res.clients,
+                               "train_seconds": res.train_seconds}
+        if r % cfg.eval.interval == 0 or r == rounds:
+            te = time.perf_counter()
+            rec.update(evaluate(trainer.global_model, data, cfg, device, r))
+            rec["eval_seconds"] = time.perf_counter() - te
+        rec["wall_seconds"] = time.perf_counter() - t0
+        records.append(rec)
+        rd.write_metrics(records)
+        atomic_torch_save(ckpt_path, {"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
+                                      "elapsed": rec["wall_seconds"]})
+        rd.set_status("running", round=r)
+        shown = {"loss": res.losses.get("loss", float("nan"))}
+        for k in ("linear_probe_top1", "knn_top1"):
+            if k in rec:
+                shown[k.replace("_top1", "")] = rec[k]
+        progress.round_end(r, shown)
+        if stop_after_round is not None and r >= stop_after_round and r < rounds:
+            return RunOutcome(cfg.run_id, cfg.label, "stopped", {}, time.perf_counter() - t_start)
+    summary = summarise(records, cfg)
+    wall = time.perf_counter() - t0
+    peak = {"peak_rss_mb": _peak_rss_mb()}
+    if device.type == "cuda":
+        peak["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    atomic_write_json(rd.file("eval.json"), {"metrics": summary, "rounds": rounds, "wall_seconds": wall, **peak,
+                                             "protocols": protocol_versions(cfg)})
+    ckpt_path.unlink(missing_ok=True)
+    rd.set_status("done", round=rounds, wall_seconds=wall)
+    lp = summary.get("linear_probe_top1", {})
+    progress.run_end("done", f"probe last={lp.get('last', float('nan')):.2f} best={lp.get('best', float('nan')):.2f}"
+                     if lp else "")
+    return RunOutcome(cfg.run_id, cfg.label, "done", summary, time.perf_counter() - t_start)
+
+
+def _hash_indices(ix: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.asarray(ix, dtype=np.int64).tobytes()).hexdigest()
