@@ -114,6 +114,9 @@ class FederatedTrainer:
         self.client_states: dict[int, ClientState] = {}
         self.optimizer_states: dict[int, dict[str, Any]] = {}
         self.round = 0  # rounds completed
+        self.on_progress: Callable[[dict[str, Any]], None] | None = None  # throttled in-round progress
+        self.progress_interval = 30.0  # seconds between in-round progress callbacks
+        self._last_progress = time.perf_counter()
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
@@ -141,7 +144,7 @@ class FederatedTrainer:
         rng = np.random.default_rng(derive_seed(self.cfg.seed, round_idx, 1_000_003))
         return sorted(int(k) for k in rng.choice(n, size=m, replace=False))
 
-    def run_round(self, progress: Callable[[dict[str, Any]], None] | None = None) -> RoundResult:
+    def run_round(self) -> RoundResult:
         """Train one round (round number ``self.round + 1``) and aggregate."""
         r = self.round + 1
         t0 = time.perf_counter()
@@ -151,15 +154,13 @@ class FederatedTrainer:
         sums: dict[str, float] = {}
         total_steps = 0
         for pos, k in enumerate(selected):
+            self._client_pos = (pos + 1, len(selected))
             steps, logs = self._train_client(r, k, global_shared)
             for name, val in logs.items():
                 sums[name] = sums.get(name, 0.0) + val
             total_steps += steps
             states.append({kk: v.detach().clone() for kk, v in self.local_model.shared_state().items()})
             weights.append(self.client_sizes[k])
-            if progress is not None:
-                progress({"round": r, "client": pos + 1, "clients": len(selected),
-                          "loss": logs.get("loss", float("nan")) / max(steps, 1)})
         self.global_model.load_shared_state(fedavg(states, weights))
         self.round = r
         losses = {name: v / max(total_steps, 1) for name, v in sums.items()}
@@ -214,6 +215,12 @@ class FederatedTrainer:
                 if "loss" not in out.logs:
                     sums["loss"] = sums["loss"] + out.loss.detach() if "loss" in sums else out.loss.detach().clone()
                 steps += 1
+                if self.on_progress is not None and time.perf_counter() - self._last_progress > self.progress_interval:
+                    self._last_progress = time.perf_counter()
+                    pos, total = self._client_pos
+                    self.on_progress({"round": r, "client": pos, "clients": total, "step": steps,
+                                      "steps": cfg.federation.local_epochs * (n // bsz),
+                                      "loss": float(out.loss.detach())})
         self.client_states[k] = model.client_state()
         if not cfg.optim.reset_each_round:
             self.optimizer_states[k] = copy.deepcopy(opt.state_dict())

@@ -71,6 +71,15 @@ class Progress:
             resumed = f" (resuming after round {start_round})" if start_round else ""
             self.log(f"[{label}] start: {total_rounds} rounds{resumed}")
 
+    def within_round(self, info: dict[str, Any]) -> None:
+        """Throttled progress inside a long round (paper-scale rounds take hours on a CPU)."""
+        msg = (f"round {info['round']}/{self._total_rounds} client {info['client']}/{info['clients']} "
+               f"step {info['step']}/{info['steps']} loss={info['loss']:.4g}")
+        if self._run_bar is not None:
+            self._run_bar.set_postfix_str(msg)
+        elif self.mode != "quiet":
+            self.log(f"[{self._run_label}] {msg}")
+
     def round_end(self, round_idx: int, metrics: dict[str, Any]) -> None:
         shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
         if self._run_bar is not None:

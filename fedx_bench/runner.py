@@ -229,6 +229,13 @@ def _execute(
     rounds = cfg.federation.rounds
     rd.set_status("running", round=trainer.round, rounds=rounds, device=str(device), started=time.time(), error=None)
     progress.run_start(cfg.label, rounds, trainer.round)
+    start_round = trainer.round
+
+    def in_round(info: dict[str, Any]) -> None:
+        progress.within_round(info)
+        rd.set_status("running", progress=info)
+
+    trainer.on_progress = in_round
     t0 = time.perf_counter() - elapsed_before
     if cfg.eval.at_init and not any(r["round"] == 0 for r in records):
         te = time.perf_counter()
@@ -250,7 +257,12 @@ def _execute(
         rd.write_metrics(records)
         atomic_torch_save(ckpt_path, {"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
                                       "elapsed": rec["wall_seconds"]})
-        rd.set_status("running", round=r)
+        done_now = r - start_round
+        eta = (time.perf_counter() - t0 - elapsed_before) / max(done_now, 1) * (rounds - r)
+        last = {k: v for k, v in rec.items() if k in ("linear_probe_top1", "knn_top1")}
+        last["loss"] = res.losses.get("loss")
+        rd.set_status("running", round=r, elapsed_seconds=rec["wall_seconds"], eta_seconds=eta, last_metrics=last,
+                      progress=None)
         shown = {"loss": res.losses.get("loss", float("nan"))}
         for k in ("linear_probe_top1", "knn_top1"):
             if k in rec:
