@@ -120,6 +120,15 @@ class EvalConfig:
 
 
 @dataclass
+class PerfConfig:
+    """Speed knobs. Defaults reproduce the reference numerics exactly (fp32, eager)."""
+
+    amp: Literal["none", "bf16"] = "none"  # bf16 autocast for the training step (CUDA only)
+    channels_last: bool = False  # NHWC memory format for conv layers (CUDA tensor cores)
+    compile: bool = False  # torch.compile the backbone (CUDA only)
+
+
+@dataclass
 class RunConfig:
     """Everything that determines one run's numbers. Its hash (minus ``device``/``data.root``) is the run id."""
 
@@ -131,6 +140,7 @@ class RunConfig:
     federation: FederationConfig = field(default_factory=FederationConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (not part of the run id)
     deterministic: bool = False  # cudnn deterministic mode on GPU

@@ -105,7 +105,17 @@ class FederatedTrainer:
         self.cfg = cfg
         self.device = device
         self.global_model = global_model.to(device)
+        perf = cfg.perf
+        self.channels_last = perf.channels_last
+        if self.channels_last:
+            self.global_model.to(memory_format=torch.channels_last)
+        self.amp = perf.amp == "bf16" and device.type == "cuda"
         self.local_model = copy.deepcopy(self.global_model)
+        if perf.compile and device.type == "cuda":
+            self.local_model.encoder.compile()
+        # Called after each client's local training with (round, client, local model) while the global
+        # model is still the round's starting point: per-client analyses such as drift angles.
+        self.on_client_trained: Callable[[int, int, Method], None] | None = None
         self.images = images.to(device)
         self.client_indices = [torch.as_tensor(ix, dtype=torch.long, device=device) for ix in client_indices]
         self.client_sizes = [len(ix) for ix in client_indices]
@@ -205,7 +215,12 @@ class FederatedTrainer:
                         rpos = 0
                     xr = self.augment(self.images[idx[rperm[rpos : rpos + rbsz]]], gen)
                     rpos += rbsz
-                out = model.training_step(x1, x2, xr)
+                if self.channels_last:
+                    x1 = x1.contiguous(memory_format=torch.channels_last)
+                    x2 = x2.contiguous(memory_format=torch.channels_last)
+                    xr = None if xr is None else xr.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out = model.training_step(x1, x2, xr)
                 opt.zero_grad(set_to_none=True)
                 out.loss.backward()
                 opt.step()
@@ -222,6 +237,8 @@ class FederatedTrainer:
                                       "steps": cfg.federation.local_epochs * (n // bsz),
                                       "loss": float(out.loss.detach())})
         self.client_states[k] = model.client_state()
+        if self.on_client_trained is not None:
+            self.on_client_trained(r, k, model)
         if not cfg.optim.reset_each_round:
             self.optimizer_states[k] = copy.deepcopy(opt.state_dict())
         return steps, {name: float(v) for name, v in sums.items()}

@@ -157,6 +157,9 @@ class _Projector(nn.Module):
 def frozen_copy(module: nn.Module) -> nn.Module:
     """Deep copy in eval mode with gradients off: the round's frozen teacher."""
     m = copy.deepcopy(module)
+    for sub in m.modules():  # a compiled forward would still point at the original module's weights
+        if getattr(sub, "_compiled_call_impl", None) is not None:
+            sub._compiled_call_impl = None
     m.eval()
     for p in m.parameters():
         p.requires_grad_(False)
