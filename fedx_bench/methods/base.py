@@ -126,7 +126,12 @@ class Method(nn.Module):
                 own[k].copy_(v)
 
     def on_round_start(self, round_idx: int, client_state: ClientState | None) -> None:
-        """Called after the global state is loaded into the client's model. Restores local entries by default."""
+        """Called after the global state is loaded into the client's model. Restores local entries by default.
+
+        One local model object serves every client in turn, so ``client_state is None`` (a client's first
+        participation) means the local entries still hold the previous client's values: a method with
+        ``local_prefixes`` must (re)initialise them here in that case (BYOL copies the online network into
+        its target, MoCo draws a fresh queue)."""
         if client_state:
             own = self.state_dict()
             with torch.no_grad():
