@@ -8,8 +8,20 @@ from typing import Any
 
 import pandas as pd
 
-from ..methods import display_name
-from .results import DATASET_DISPLAY, DATASET_ORDER, PAPER, paper_value
+from .results import DATASET_DISPLAY, DATASET_ORDER, PAPER, PAPER_DATASETS, paper_value
+from .style import METHOD_NAMES, METHOD_ORDER, method_name
+
+
+def display_name(method: str) -> str:
+    """Paper-style name; plug-in methods fall back to their registry display name."""
+    if method in METHOD_NAMES:
+        return method_name(method)
+    try:
+        from ..methods import display_name as registry_name
+
+        return registry_name(method)
+    except Exception:  # noqa: BLE001 - a report must render even when a plug-in cannot be imported
+        return method_name(method)
 
 MISSING = "—"
 
@@ -38,8 +50,10 @@ def _row_label(method: str, variant: str) -> str:
     return "+ FedX" if variant == "fedx" else f"+ {variant}"
 
 
-def _datasets(df: pd.DataFrame) -> list[str]:
+def _datasets(df: pd.DataFrame, full: bool = False) -> list[str]:
     present = list(dict.fromkeys(df["dataset"].tolist()))
+    if full:
+        present = PAPER_DATASETS + [d for d in present if d not in PAPER_DATASETS]
     return [d for d in DATASET_ORDER if d in present] + [d for d in present if d not in DATASET_ORDER]
 
 
@@ -59,23 +73,36 @@ def _differs_from_paper(df: pd.DataFrame) -> list[str]:
     return notes
 
 
-def table1_frame(df: pd.DataFrame, metric: str = "probe") -> list[dict[Any, Any]]:
+def table1_frame(df: pd.DataFrame, metric: str = "probe", *, full: bool = False,
+                 variants: list[str] | None = None) -> list[dict[Any, Any]]:
     """Rows: base methods and their ``+ FedX`` variants (paper order); columns: dataset × {Last, Best} ×
-    {ours, paper, Δ}. Only finished runs count; missing cells are NaN/None (rendered —, never 0)."""
+    {ours, paper, Δ}. Only finished runs count; missing cells are NaN/None (rendered —, never 0).
+
+    ``full``: all ten paper rows and the paper's three datasets even without runs (paper value beside —), so a
+    partial reproduction still shows what is missing. ``variants``: keep only these FedX variants (e.g.
+    ``["none", "fedx"]`` for the paper's table, leaving ablation variants to the ablation table)."""
     done = df[df["state"] == "done"] if len(df) else df
-    order = ["simclr", "moco", "byol", "protocl", "fedu"]
-    methods = [m for m in order if m in set(done["method"])] + sorted(set(done["method"]) - set(order))
+    if variants is not None and len(done):
+        done = done[done["variant"].isin(variants)]
+    order = METHOD_ORDER
+    present = set(done["method"]) if len(done) else set()
+    methods = [m for m in order if m in present or full] + sorted(present - set(order))
     rows: list[dict[str, Any]] = []
-    datasets = _datasets(done) if len(done) else []
+    datasets = _datasets(done, full) if (len(done) or full) else []
     for m in methods:
-        variants = ["none"] + sorted(v for v in set(done[done["method"] == m]["variant"]) if v != "none")
-        if "fedx" in variants:
-            variants = ["none", "fedx"] + [v for v in variants if v not in ("none", "fedx")]
-        for v in variants:
-            sel = done[(done["method"] == m) & (done["variant"] == v)]
+        have = set(done[done["method"] == m]["variant"]) if len(done) else set()
+        if full and m in PAPER["table1"]:
+            have |= {"fedx"}
+        variants_m = ["none"] + sorted(v for v in have if v != "none")
+        if "fedx" in variants_m:
+            variants_m = ["none", "fedx"] + [v for v in variants_m if v not in ("none", "fedx")]
+        if variants is not None:
+            variants_m = [v for v in variants_m if v in variants]
+        for v in variants_m:
+            sel = done[(done["method"] == m) & (done["variant"] == v)] if len(done) else done
             row: dict[str, Any] = {"method": m, "variant": v, "row": _row_label(m, v)}
             for d in datasets:
-                cell = sel[sel["dataset"] == d]
+                cell = sel[sel["dataset"] == d] if len(sel) else sel
                 for col in ("last", "best"):
                     st = _stats(cell[f"{metric}_{col}"].tolist()) if len(cell) else None
                     paper = paper_value(m, v == "fedx", d, col) if v in ("none", "fedx") and metric == "probe" else None
@@ -86,9 +113,20 @@ def table1_frame(df: pd.DataFrame, metric: str = "probe") -> list[dict[Any, Any]
     return rows
 
 
-def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe") -> str:
-    """Render Table 1 as Markdown, LaTeX or CSV. The better of each ± FedX pair (ours, by mean) is bold."""
-    t = table1_frame(df, metric)
+def _paper_source(method: str, variant: str, dataset: str, column: str) -> str | None:
+    if variant not in ("none", "fedx"):
+        return None
+    for c in PAPER.get("table1_cells", []):
+        if (c["method"], c["fedx"], c["dataset"], c["column"]) == (method, variant == "fedx", dataset, column):
+            return str(c["source"])
+    return None
+
+
+def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe", *, full: bool = False,
+                  variants: list[str] | None = None) -> str:
+    """Render Table 1 as Markdown, LaTeX or CSV. The better of each ± FedX pair (ours, by mean) is bold.
+    ``full``/``variants`` as in ``table1_frame`` (defaults: the rows and datasets that have runs)."""
+    t = table1_frame(df, metric, full=full, variants=variants)
     if not t:
         return "No finished runs found.\n"
     datasets = sorted({k[0] for k in t[0] if isinstance(k, tuple)},
@@ -100,21 +138,24 @@ def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe") -> s
                 for col in ("last", "best"):
                     st = r[(d, col, "ours")]
                     out_rows.append({
-                        "method": r["method"], "variant": r["variant"], "dataset": d, "column": col,
+                        "method": r["method"], "variant": r["variant"], "row": r["row"], "dataset": d, "column": col,
                         "mean": None if st is None else round(st[0], 4),
                         "std": None if st is None else round(st[1], 4),
                         "n": 0 if st is None else st[2],
                         "paper": r[(d, col, "paper")],
                         "delta": None if r[(d, col, "delta")] is None else round(r[(d, col, "delta")], 4),
+                        "paper_source": _paper_source(r["method"], r["variant"], d, col),
                     })
         return pd.DataFrame(out_rows).to_csv(index=False)
     bold = _bold_cells(t, datasets)
     header = ["Method"] + [f"{DATASET_DISPLAY.get(d, d)} {c}" for d in datasets for c in ("Last", "Best")]
     lines_body = []
+    n_missing = 0
     for i, r in enumerate(t):
         cells = [r["row"]]
         for d in datasets:
             for col in ("last", "best"):
+                n_missing += r[(d, col, "ours")] is None
                 ours = fmt_stats(r[(d, col, "ours")])
                 if (i, d, col) in bold:
                     ours = f"**{ours}**" if fmt == "md" else f"\\textbf{{{ours}}}"
@@ -125,16 +166,21 @@ def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe") -> s
                     extra = f" / {paper:.2f}" + (f" ({delta:+.2f})" if delta is not None else "")
                 cells.append(ours + extra)
         lines_body.append(cells)
-    notes = _differs_from_paper(df[df["state"] == "done"])
+    done = df[df["state"] == "done"] if len(df) else df
+    notes = _differs_from_paper(done) if len(done) else []
     metric_name = {"probe": "linear-probe top-1 (%)", "knn": "kNN top-1 (%)"}[metric]
-    protocols = sorted(set(df["protocols"]))
+    pcol = "protocol_versions" if "protocol_versions" in done.columns else "protocols"
+    protocols = sorted({str(x) for x in done[pcol].dropna()}) if len(done) else []
     caption = (f"{metric_name}: ours mean ± std (n seeds) / paper (Δ pp). Last = final round, Best = max over "
                f"evaluated rounds (test-set-selected, as in the reference). Protocols: {'; '.join(protocols)}.")
+    if n_missing:
+        caption += (f" — = no finished run for that cell ({n_missing} of {len(t) * len(datasets) * 2} cells); "
+                    "it is missing, not zero.")
     if fmt == "latex":
         out = ["\\begin{tabular}{l" + "c" * (len(header) - 1) + "}", "\\toprule",
                " & ".join(header) + " \\\\", "\\midrule"]
         for cells in lines_body:
-            out.append(" & ".join(c.replace("±", "$\\pm$").replace("—", "--") for c in cells) + " \\\\")
+            out.append(" & ".join(_latex_cell(c) for c in cells) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", f"% {caption}"]
         out += [f"% Differs from the paper's setting: {n}" for n in notes]
         return "\n".join(out) + "\n"
@@ -144,6 +190,15 @@ def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe") -> s
     if notes:
         out.append("Differs from the paper's setting (Δ is not like-for-like): " + "; ".join(notes) + ".")
     return "\n".join(out) + "\n"
+
+
+def _latex_cell(c: str) -> str:
+    """Escape a rendered cell for LaTeX (±, —, Δ, +, %, _)."""
+    c = c.replace("%", "\\%").replace("_", "\\_").replace("#", "\\#").replace("&", "\\&")
+    for uni, tex in (("±", "$\\pm$"), ("—", "--"), ("Δ", "$\\Delta$"), ("β", "$\\beta$"), ("≠", "$\\neq$"),
+                     ("×", "$\\times$"), ("−", "$-$"), ("°", "$^\\circ$"), ("→", "$\\to$")):
+        c = c.replace(uni, tex)
+    return c
 
 
 def _bold_cells(t: list[dict[Any, Any]], datasets: list[str]) -> set[tuple[int, str, str]]:

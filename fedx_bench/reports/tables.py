@@ -1,0 +1,287 @@
+"""Report tables other than Table 1: ablation, sensitivity, semi-supervised, angle (intra/inter).
+
+Every table is built once as a ``Table`` (display cells + a tidy numeric frame) and rendered to Markdown,
+LaTeX or CSV from that one object, so the three formats can never disagree. Missing cells are "—" in
+Markdown/LaTeX and empty in CSV, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..config import FEDX_VARIANTS
+from .results import DATASET_DISPLAY, DATASET_ORDER, ablation_paper, paper_value
+from .style import METHOD_ORDER, VARIANT_NAMES, method_name, variant_name
+from .table1 import MISSING, _latex_cell, _stats, fmt_stats
+
+Stats = tuple[float, float, int] | None
+
+
+@dataclass
+class Table:
+    """Display grid (strings), bold cells (row, col), caption/notes, and the tidy numbers behind it (CSV)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    data: pd.DataFrame
+    caption: str = ""
+    notes: list[str] = field(default_factory=list)
+    bold: set[tuple[int, int]] = field(default_factory=set)
+
+    def render(self, fmt: str = "md") -> str:
+        if fmt == "csv":
+            return self.data.to_csv(index=False)
+        if fmt == "latex":
+            out = ["\\begin{tabular}{" + "l" * self._n_label_cols() + "c" * (len(self.header) - self._n_label_cols())
+                   + "}", "\\toprule", " & ".join(_latex_cell(h) for h in self.header) + " \\\\", "\\midrule"]
+            for i, r in enumerate(self.rows):
+                cells = [_latex_cell(c) for c in r]
+                cells = [f"\\textbf{{{c}}}" if (i, j) in self.bold else c for j, c in enumerate(cells)]
+                out.append(" & ".join(cells) + " \\\\")
+            out += ["\\bottomrule", "\\end{tabular}"]
+            out += [f"% {line}" for line in [self.caption, *self.notes] if line]
+            return "\n".join(out) + "\n"
+        if fmt != "md":
+            raise ValueError(f"unknown table format {fmt!r} (md, latex or csv)")
+        out = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        for i, r in enumerate(self.rows):
+            out.append("| " + " | ".join(f"**{c}**" if (i, j) in self.bold else c for j, c in enumerate(r)) + " |")
+        out += ["", self.caption] if self.caption else []
+        out += self.notes
+        return "\n".join(out) + "\n"
+
+    def _n_label_cols(self) -> int:
+        n = 0
+        for h in self.header:
+            if h in ("Method", "Variant", "Dataset", "Row", "Setting"):
+                n += 1
+        return max(n, 1)
+
+
+def dataset_sort_key(d: str) -> tuple[int, str]:
+    return (DATASET_ORDER.index(d) if d in DATASET_ORDER else 99, str(d))
+
+
+def method_sort_key(m: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, str(m))
+
+
+def variant_order(variants: set[str] | list[str]) -> list[str]:
+    """none, fedx, then the ablation variants in ``config.FEDX_VARIANTS`` order, then unknown names."""
+    vs = set(variants)
+    known = ["none"] + list(FEDX_VARIANTS)
+    return [v for v in known if v in vs] + sorted(vs - set(known))
+
+
+def cell_stats(df: pd.DataFrame, col: str) -> Stats:
+    return _stats(df[col].tolist()) if len(df) and col in df.columns else None
+
+
+def _st_fields(prefix: str, st: Stats) -> dict[str, Any]:
+    return {f"{prefix}mean": None if st is None else round(st[0], 4),
+            f"{prefix}std": None if st is None else round(st[1], 4),
+            f"{prefix}n": 0 if st is None else st[2]}
+
+
+def _bold_max(rows_stats: list[tuple[int, Stats]], col: int, bold: set[tuple[int, int]]) -> None:
+    """Bold the largest mean among the given (row, stats) — only when at least two are present."""
+    have = [(i, st) for i, st in rows_stats if st is not None]
+    if len(have) >= 2:
+        bold.add((max(have, key=lambda t: t[1][0])[0], col))
+
+
+# --------------------------------------------------------------------------- ablation
+
+
+def ablation_table(df: pd.DataFrame, metric: str = "probe") -> Table:
+    """Rows: the base method without FedX, then each FedX variant present (``config.FEDX_VARIANTS`` order),
+    per (method, dataset); Last/Best mean ± std, the paper's digitised ablation values beside (±0.5 pp)."""
+    header = ["Method", "Dataset", "Variant", "Last", "Best", "Paper Last", "Paper Best", "Δ Last", "Δ Best"]
+    rows: list[list[str]] = []
+    data: list[dict[str, Any]] = []
+    bold: set[tuple[int, int]] = set()
+    used_digitised = False
+    for m in sorted(set(df["method"]), key=method_sort_key):
+        for d in sorted(set(df[df["method"] == m]["dataset"]), key=dataset_sort_key):
+            sel = df[(df["method"] == m) & (df["dataset"] == d)]
+            variants = variant_order(set(sel["variant"]) | {"none"})
+            block: list[tuple[int, Stats, Stats]] = []
+            for v in variants:
+                cell = sel[sel["variant"] == v]
+                st = {c: cell_stats(cell, f"{metric}_{c}") for c in ("last", "best")}
+                paper: dict[str, tuple[float, str] | None] = {"last": None, "best": None}
+                if metric == "probe":
+                    if v == "none":
+                        for c in ("last", "best"):
+                            pv = paper_value(m, False, d, c)
+                            paper[c] = None if pv is None else (pv, "Table 1")
+                    else:
+                        rec = ablation_paper(v, m, d)
+                        if rec is not None:
+                            used_digitised = True
+                            paper = {c: (float(rec[c]), "digitised ±0.5") for c in ("last", "best")}
+                label = f"{method_name(m)} (no FedX)" if v == "none" else f"{VARIANT_NAMES.get(v, v)} ({v})"
+                row = [method_name(m), DATASET_DISPLAY.get(d, d), label, fmt_stats(st["last"]),
+                       fmt_stats(st["best"])]
+                deltas = {}
+                for c in ("last", "best"):
+                    p = paper[c]
+                    row.append(MISSING if p is None else f"{p[0]:.2f} ({p[1]})")
+                    deltas[c] = None if (p is None or st[c] is None) else st[c][0] - p[0]
+                row += [MISSING if deltas[c] is None else f"{deltas[c]:+.2f}" for c in ("last", "best")]
+                block.append((len(rows), st["last"], st["best"]))
+                rows.append(row)
+                for c in ("last", "best"):
+                    p = paper[c]
+                    data.append({"method": m, "dataset": d, "variant": v, "column": c, **_st_fields("", st[c]),
+                                 "paper": None if p is None else p[0], "paper_kind": None if p is None else p[1],
+                                 "delta": None if deltas[c] is None else round(deltas[c], 4)})
+            _bold_max([(i, a) for i, a, _ in block], 3, bold)
+            _bold_max([(i, b) for i, _, b in block], 4, bold)
+    caption = ("Ablation, linear-probe top-1 (%): ours mean ± std (n seeds). Bold: best of each block. "
+               "Paper values: the base row from Table 1; FedX variants digitised from the paper's ablation figure "
+               "(labelled 'digitised ±0.5', CIFAR-10 FedSimCLR only; the paper has no ablation table).")
+    notes = []
+    if not used_digitised:
+        notes.append("No digitised paper values apply (the paper's ablation figure is FedSimCLR on CIFAR-10).")
+    if any(r[3] == MISSING for r in rows):
+        notes.append("— = no finished run for that cell (missing, not zero).")
+    return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+
+def gain_stats(base: pd.DataFrame, fedx: pd.DataFrame, col: str) -> Stats:
+    """FedX gain (pp) paired by seed (same seed = same partition and init), mean ± std over paired seeds."""
+    if not len(base) or not len(fedx):
+        return None
+    b = base.groupby("seed")[col].mean()
+    f = fedx.groupby("seed")[col].mean()
+    common = sorted(set(b.dropna().index) & set(f.dropna().index))
+    return _stats([float(f[s] - b[s]) for s in common])
+
+
+def sensitivity_table(points: pd.DataFrame, x_label: str, fmt_x: Callable[[Any], str],
+                      metric: str = "probe_last") -> Table:
+    """Rows: method × swept value; base, + FedX (mean ± std) and the paired gain (pp). ``points`` holds the
+    done runs of one sweep with an ``x`` column (the swept value)."""
+    header = ["Method", x_label, "Base", "+ FedX", "Gain (pp)"]
+    rows: list[list[str]] = []
+    data: list[dict[str, Any]] = []
+    bold: set[tuple[int, int]] = set()
+    for m in sorted(set(points["method"]), key=method_sort_key):
+        sel = points[points["method"] == m]
+        for x in sorted(set(sel["x"]), key=_x_sort):
+            at = sel[sel["x"] == x]
+            b, f = at[at["variant"] == "none"], at[at["variant"] == "fedx"]
+            sb, sf, g = cell_stats(b, metric), cell_stats(f, metric), gain_stats(b, f, metric)
+            i = len(rows)
+            rows.append([method_name(m), fmt_x(x), fmt_stats(sb), fmt_stats(sf),
+                         MISSING if g is None else (f"{g[0]:+.2f} ± {g[1]:.2f} ({g[2]})" if g[2] > 1
+                                                    else f"{g[0]:+.2f} (1)")])
+            if sb is not None and sf is not None:
+                bold.add((i, 2 if sb[0] >= sf[0] else 3))
+            data.append({"method": m, "x": x, "x_label": fmt_x(x), **_st_fields("base_", sb),
+                         **_st_fields("fedx_", sf), **_st_fields("gain_", g)})
+    caption = (f"Sensitivity to {x_label.lower()}: {metric.replace('probe_', 'linear-probe top-1 ').strip()} (%), "
+               "mean ± std (n seeds); gain = + FedX − base paired by seed (same partition), mean ± std (n pairs). "
+               "Bold: the better of each pair.")
+    notes = ["— = no finished run for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
+    return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
+
+
+def _x_sort(x: Any) -> tuple[int, float, str]:
+    try:
+        return (0, float(x), "")
+    except (TypeError, ValueError):
+        return (1, math.inf, str(x))
+
+
+# --------------------------------------------------------------------------- semi-supervised
+
+
+def semi_fractions(df: pd.DataFrame) -> list[str]:
+    """The label fractions stored (column suffixes, e.g. ``0.01``), in numeric order."""
+    fr = {c[len("semi_"):-len("_top1")] for c in df.columns if c.startswith("semi_") and c.endswith("_top1")}
+    return sorted(fr, key=float)
+
+
+def semi_table(df: pd.DataFrame) -> Table:
+    """Rows: methods ± FedX; columns: dataset × label fraction, fine-tuned top-1 (%) mean ± std (n seeds)."""
+    fracs = semi_fractions(df)
+    datasets = sorted(set(df["dataset"]), key=dataset_sort_key)
+    header = ["Method"] + [f"{DATASET_DISPLAY.get(d, d)} {float(f) * 100:g}%" for d in datasets for f in fracs]
+    rows: list[list[str]] = []
+    data: list[dict[str, Any]] = []
+    bold: set[tuple[int, int]] = set()
+    for m in sorted(set(df["method"]), key=method_sort_key):
+        sel = df[df["method"] == m]
+        pair_rows: list[tuple[int, dict[int, Stats]]] = []
+        for v in variant_order(set(sel["variant"]) | {"none"}):
+            cell_row = [method_name(m) if v == "none" else variant_name(m, v)]
+            sts: dict[int, Stats] = {}
+            for d in datasets:
+                for f in fracs:
+                    cell = sel[(sel["variant"] == v) & (sel["dataset"] == d)]
+                    st = cell_stats(cell, f"semi_{f}_top1")
+                    sts[len(cell_row)] = st
+                    cell_row.append(fmt_stats(st))
+                    nl = cell[f"semi_{f}_n_labelled"].dropna() if f"semi_{f}_n_labelled" in cell else []
+                    data.append({"method": m, "variant": v, "dataset": d, "fraction": float(f), **_st_fields("", st),
+                                 "n_labelled": int(nl.iloc[0]) if len(nl) else None})
+            if v in ("none", "fedx"):
+                pair_rows.append((len(rows), sts))
+            rows.append(cell_row)
+        if len(pair_rows) == 2:
+            for col in pair_rows[0][1]:
+                _bold_max([(i, s[col]) for i, s in pair_rows], col, bold)
+    protos = sorted({p for p in df.get("semi_protocol", pd.Series(dtype=object)).dropna()})
+    caption = ("Semi-supervised fine-tuning, test top-1 (%) after fine-tuning the final global model on a "
+               f"class-balanced labelled subset; mean ± std (n seeds). Protocol: {', '.join(protos) or '—'} "
+               "(benchmark-defined, not from the paper: the paper's protocol and numbers are unknown). "
+               "Bold: the better of each ± FedX pair.")
+    notes = ["— = no stored result for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
+    return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
+
+
+# --------------------------------------------------------------------------- angle
+
+ANGLE_COLUMNS = [("angle_drift_mean", "Drift mean (°)"), ("angle_drift_median", "Drift median (°)"),
+                 ("angle_frequent_mean", "Frequent (°)"), ("angle_rare_mean", "Rare (°)"),
+                 ("angle_intra", "Intra (°)"), ("angle_inter", "Inter (°)"), ("angle_gap", "Gap (°)")]
+
+
+def angle_table(df: pd.DataFrame) -> Table:
+    """Local-global drift (pooled, frequent vs rare classes) and the global model's class structure
+    (intra-/inter-class angle and gap), mean ± std over seeds, per method ± FedX and dataset."""
+    header = ["Method", "Dataset", "Round"] + [h for _, h in ANGLE_COLUMNS]
+    rows: list[list[str]] = []
+    data: list[dict[str, Any]] = []
+    for m in sorted(set(df["method"]), key=method_sort_key):
+        for d in sorted(set(df[df["method"] == m]["dataset"]), key=dataset_sort_key):
+            for v in variant_order(set(df[(df["method"] == m) & (df["dataset"] == d)]["variant"])):
+                cell = df[(df["method"] == m) & (df["dataset"] == d) & (df["variant"] == v)]
+                rounds = sorted({int(r) for r in cell["angle_round"].dropna()})
+                row = [method_name(m) if v == "none" else f"{method_name(m)} {variant_name(m, v)}",
+                       DATASET_DISPLAY.get(d, d), "/".join(map(str, rounds)) or MISSING]
+                rec: dict[str, Any] = {"method": m, "variant": v, "dataset": d, "round": "/".join(map(str, rounds))}
+                for col, _ in ANGLE_COLUMNS:
+                    st = cell_stats(cell, col)
+                    row.append(fmt_stats(st))
+                    rec.update(_st_fields(f"{col.removeprefix('angle_')}_", st))
+                rows.append(row)
+                data.append(rec)
+    protos = sorted({p for p in df.get("angle_protocol", pd.Series(dtype=object)).dropna()})
+    caption = ("Angles (degrees) on L2-normalised backbone features of the test split. Drift: arccos between each "
+               "client's locally trained model and the global model it started from (pooled over clients; "
+               "frequent/rare = the image's class is frequent/rare in that client's data). Intra/inter: mean "
+               "pairwise angle within/between classes of the global model; gap = inter − intra. Mean ± std "
+               f"(n seeds). Protocol: {', '.join(protos) or '—'} (benchmark-defined, not from the paper).")
+    notes = ["— = not stored for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
+    return Table(header, rows, pd.DataFrame(data), caption, notes)
