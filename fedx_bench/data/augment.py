@@ -118,12 +118,21 @@ def to_float_chw(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.permute(0, 3, 1, 2).to(torch.float32).div_(255.0).contiguous()
 
 
+_STATS_CACHE: dict[tuple[tuple[float, ...], str], torch.Tensor] = {}
+
+
 def _stats(values: Sequence[float], channels: int, device: torch.device, what: str) -> torch.Tensor:
-    """Per-channel statistics as a broadcastable ``(1, C, 1, 1)`` tensor (1 value broadcasts to C)."""
-    t = torch.as_tensor([float(v) for v in values], dtype=torch.float32, device=device)
+    """Per-channel statistics as a broadcastable ``(1, C, 1, 1)`` tensor (1 value broadcasts to C).
+
+    Cached per device: building it from a Python list is a blocking host-to-device copy (a GPU sync)."""
+    key = (tuple(float(v) for v in values), str(device))
+    t = _STATS_CACHE.get(key)
+    if t is None:
+        t = torch.as_tensor(key[0], dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        _STATS_CACHE[key] = t
     if t.numel() not in (1, channels):
         raise ValueError(f"{what} has {t.numel()} values but the images have {channels} channels")
-    return t.view(1, -1, 1, 1)
+    return t
 
 
 def _normalize_float(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
