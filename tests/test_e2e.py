@@ -111,6 +111,11 @@ def test_list_and_console_script():
 def test_report_cli_formats(tmp_path, fmt, capsys):
     api.run_suite(_suite_file(tmp_path, dict(TINY, grid={"fedx": [False], "seed": [0]})), tmp_path / "r",
                   progress="quiet")
-    assert main(["report", str(tmp_path / "r"), "--format", fmt]) == 0
+    assert main(["report", str(tmp_path / "r"), "--format", fmt, "--reports-dir", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
     assert "Synthetic" in out or "synthetic" in out
+    assert (tmp_path / "rep" / "r" / "index.md").exists() and "report folder:" in out
+    # by suite name, from the suite record in the results directory
+    assert main(["report", "tiny", "--results", str(tmp_path / "r"), "--no-files", "--format", fmt]) == 0
+    assert "Synthetic" in capsys.readouterr().out or fmt == "csv"
+    assert main(["report", "no-such-suite", "--results", str(tmp_path / "r")]) == 2

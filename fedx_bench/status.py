@@ -1,0 +1,148 @@
+"""``fedx-bench status``: where every run of a results directory stands, read from the store only.
+
+Reads ``status.json`` and ``spec.json`` of each run (and ``suites/<name>.json`` for the runs of a suite that
+have not started yet); never imports torch, so it is instant and safe to call while a suite is running —
+every file it reads is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StatusRow:
+    """One run as ``status`` shows it."""
+
+    run_id: str
+    label: str
+    state: str  # pending | running | done | failed | interrupted | ...
+    round: int | None
+    rounds: int | None
+    probe: float | None  # last evaluated linear-probe top-1
+    knn: float | None
+    loss: float | None
+    device: str | None
+    elapsed_seconds: float | None
+    eta_seconds: float | None
+    updated_seconds_ago: float | None
+    attempts: int
+    error: str | None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        out = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    try:  # Linux: a killed-but-unreaped process is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _age(updated: str | None, now: float) -> float | None:
+    if not updated:
+        return None
+    try:
+        return max(0.0, now - datetime.strptime(updated, "%Y-%m-%dT%H:%M:%S%z").timestamp())
+    except ValueError:
+        return None
+
+
+def _row(run_id: str, label: str, st: dict[str, Any], spec: dict[str, Any], now: float) -> StatusRow:
+    state = st.get("state", "pending")
+    # A "running" run whose process is gone was killed (kill -9, power loss): say so instead of "running".
+    if state == "running" and st.get("pid") and st.get("host") == socket.gethostname() \
+            and not _pid_alive(int(st["pid"])):
+        state = "interrupted"
+    lm = st.get("last_metrics") or {}
+    rounds = st.get("rounds") or ((spec.get("config") or {}).get("federation") or {}).get("rounds")
+    elapsed = st.get("wall_seconds") if state == "done" else st.get("elapsed_seconds")
+    eta = None if state in ("done", "failed", "interrupted") else st.get("eta_seconds")
+    err = st.get("error") if state in ("failed", "interrupted") else None
+    return StatusRow(run_id, label, state, st.get("round"), rounds, lm.get("linear_probe_top1"), lm.get("knn_top1"),
+                     lm.get("loss"), st.get("device"), elapsed, eta, _age(st.get("updated"), now),
+                     len(st.get("attempts") or []), err)
+
+
+def status_rows(results_dir: str | Path, suite: str | None = None, now: float | None = None) -> list[StatusRow]:
+    """Every run under ``results_dir`` (or every run of ``suite``, in suite order, including pending ones)."""
+    root = Path(results_dir)
+    now = time.time() if now is None else now
+    runs = root / "runs"
+    if suite is not None:
+        rec = _read(root / "suites" / f"{suite}.json")
+        if not rec:
+            from .errors import UserError
+
+            known = ", ".join(sorted(p.stem for p in (root / "suites").glob("*.json"))) or "none"
+            raise UserError(f"no suite {suite!r} under {root} (known: {known})")
+        ids = list(rec.get("run_ids", []))
+        labels = dict(rec.get("labels", {}))
+    else:
+        ids = sorted(p.name for p in runs.iterdir() if (p / "spec.json").exists()) if runs.is_dir() else []
+        labels = {}
+    rows = []
+    for run_id in ids:
+        spec = _read(runs / run_id / "spec.json")
+        st = _read(runs / run_id / "status.json")
+        rows.append(_row(run_id, spec.get("label") or labels.get(run_id, run_id), st, spec, now))
+    if suite is None:
+        rows.sort(key=lambda r: (r.label, r.run_id))
+    return rows
+
+
+def _secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(max(0, s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def render_status(rows: list[StatusRow]) -> str:
+    """A plain fixed-width table (one line per run, greppable) plus a totals line and failure reasons."""
+    if not rows:
+        return "no runs\n"
+    head = ["run", "label", "state", "round", "probe", "knn", "loss", "device", "elapsed", "eta", "updated"]
+    body = []
+    for r in rows:
+        rnd = f"{r.round if r.round is not None else 0}/{r.rounds if r.rounds is not None else '?'}"
+        state = r.state + (f" (x{r.attempts})" if r.attempts > 1 else "")
+        ago = "-" if r.updated_seconds_ago is None else f"{_secs(r.updated_seconds_ago)} ago"
+        body.append([r.run_id, r.label, state, rnd, _num(r.probe, ".2f"), _num(r.knn, ".2f"), _num(r.loss, ".4g"),
+                     r.device or "-", _secs(r.elapsed_seconds), _secs(r.eta_seconds), ago])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    lines.append(f"{len(rows)} runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for r in rows:
+        if r.error:
+            lines.append(f"  {r.state.upper()} {r.label} ({r.run_id}): {r.error}")
+    return "\n".join(lines) + "\n"
