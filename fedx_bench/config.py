@@ -117,6 +117,19 @@ class EvalConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     feature_batch_size: int = 512
+    # semi_supervised@v1 (run once, on the final global model)
+    semi_fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])  # labelled share of the train split
+    semi_epochs: int = 50
+    semi_lr_backbone: float = 0.01
+    semi_lr_head: float = 0.1
+    semi_weight_decay: float = 5e-4
+    semi_momentum: float = 0.9  # SGD with Nesterov momentum
+    semi_batch_size: int = 64
+    semi_freeze_backbone: bool = False  # True: train the new layer only (backbone frozen, BN in eval mode)
+    semi_seed: int | None = None  # labelled-subset / fine-tune seed; None: the run's seed
+    # angle@v1 (angle.json)
+    angle_rounds: list[int] = field(default_factory=list)  # rounds to analyse; empty: the final round only
+    angle_bins: int = 90  # histogram bins over [0, 180] degrees (90 -> 2-degree bins)
 
 
 @dataclass
@@ -124,7 +137,7 @@ class PerfConfig:
     """Speed knobs. Defaults reproduce the reference numerics exactly (fp32, eager)."""
 
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast for the training step (CUDA only)
-    channels_last: bool = False  # NHWC memory format for conv layers (CUDA tensor cores)
+    channels_last: bool = False  # NHWC memory format (faster convs on GPU tensor cores and CNN4 on CPU)
     compile: bool = False  # torch.compile the backbone (CUDA only)
 
 
@@ -152,6 +165,8 @@ class RunConfig:
         """The part of the config that defines the result (what the run id hashes)."""
         d = self.to_dict()
         d.pop("device")
+        for k in ("channels_last", "compile"):  # layout/compilation: same result distribution, same run
+            d["perf"].pop(k)
         d["data"].pop("root")
         d["data"].pop("download")
         return d
@@ -322,6 +337,30 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         raise bad("eval.interval", f"must be >= 1, got {e.interval}")
     if e.probe_epochs < 1:
         raise bad("eval.probe_epochs", f"must be >= 1, got {e.probe_epochs}")
+    if len(set(e.protocols)) != len(e.protocols):
+        raise bad("eval.protocols", f"duplicate protocol names in {e.protocols}")
+    if not e.semi_fractions or any(not 0 < x <= 1 for x in e.semi_fractions):
+        raise bad("eval.semi_fractions", f"must be a non-empty list of fractions in (0, 1], got {e.semi_fractions}")
+    if len(set(e.semi_fractions)) != len(e.semi_fractions):
+        raise bad("eval.semi_fractions", f"duplicate fractions in {e.semi_fractions}")
+    if e.semi_epochs < 1:
+        raise bad("eval.semi_epochs", f"must be >= 1, got {e.semi_epochs}")
+    for key in ("semi_lr_backbone", "semi_lr_head"):
+        if not getattr(e, key) > 0:
+            raise bad(f"eval.{key}", f"must be > 0, got {getattr(e, key)}")
+    if e.semi_weight_decay < 0:
+        raise bad("eval.semi_weight_decay", f"must be >= 0, got {e.semi_weight_decay}")
+    if not 0 <= e.semi_momentum < 1:
+        raise bad("eval.semi_momentum", f"must be in [0, 1), got {e.semi_momentum}")
+    if e.semi_batch_size < 1:
+        raise bad("eval.semi_batch_size", f"must be >= 1, got {e.semi_batch_size}")
+    if e.angle_bins < 1:
+        raise bad("eval.angle_bins", f"must be >= 1, got {e.angle_bins}")
+    for r in e.angle_rounds:
+        if not 1 <= r <= f.rounds:
+            raise bad("eval.angle_rounds", f"rounds must be in 1..federation.rounds ({f.rounds}), got {r}")
+    if "angle" in e.protocols and f.rounds < 1:
+        raise bad("eval.protocols", "angle needs at least one training round (federation.rounds >= 1)")
     for t_key in ("temperature", "tt", "ts"):
         if not getattr(cfg.fedx, t_key) > 0:
             raise bad(f"fedx.{t_key}", "temperatures must be > 0")
@@ -339,7 +378,9 @@ def validate_run(cfg: RunConfig) -> RunConfig:
     from .methods import resolve_method
 
     method_cls = resolve_method(cfg.method)
-    method_cls.parse_args(cfg.method_args)  # raises ConfigError on unknown/invalid method_args
+    parsed = method_cls.parse_args(cfg.method_args)  # raises ConfigError on unknown/invalid method_args
+    if dataclasses.is_dataclass(parsed):  # fully resolved: defaults written out, so equal settings hash equal
+        cfg.method_args = dataclasses.asdict(parsed)
     return cfg
 
 
