@@ -62,6 +62,18 @@ class PreparedData:
     train_x: np.ndarray  # after data.fraction subsampling (what clients hold)
     train_y: np.ndarray
     subset_indices: np.ndarray | None
+    _on_device: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
+
+    def eval_tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """(train_x, train_y, test_x, test_y) of the evaluation splits on ``device``, uploaded once per run
+        rather than at every evaluation."""
+        key = str(device)
+        if key not in self._on_device:
+            ds = self.dataset
+            self._on_device[key] = tuple(
+                torch.from_numpy(a).to(device) for a in (ds.train_x, ds.train_y, ds.test_x, ds.test_y)
+            )
+        return self._on_device[key]
 
 
 class DatasetCache:
@@ -108,10 +120,9 @@ def evaluate(model: torch.nn.Module, data: PreparedData, cfg: RunConfig, device:
     if "linear_probe" not in e.protocols and "knn" not in e.protocols:
         return out  # semi_supervised / angle run elsewhere: no per-round feature pass needed
     enc = model.encoder
-    tr = extract_features(enc, torch.from_numpy(ds.train_x), ds.mean, ds.std, e.feature_batch_size, device)
-    te = extract_features(enc, torch.from_numpy(ds.test_x), ds.mean, ds.std, e.feature_batch_size, device)
-    ytr = torch.from_numpy(ds.train_y).to(device)
-    yte = torch.from_numpy(ds.test_y).to(device)
+    xtr_u8, ytr, xte_u8, yte = data.eval_tensors(device)
+    tr = extract_features(enc, xtr_u8, ds.mean, ds.std, e.feature_batch_size, device)
+    te = extract_features(enc, xte_u8, ds.mean, ds.std, e.feature_batch_size, device)
     if "linear_probe" in e.protocols:
         r = linear_probe(
             tr, ytr, te, yte, epochs=e.probe_epochs, lr=e.probe_lr, weight_decay=e.probe_weight_decay,
