@@ -229,6 +229,26 @@ def test_table1_numbers_bold_and_missing(report, store: Path) -> None:
     assert "\\textbf{" in tex and "$\\pm$" in tex
 
 
+def test_fedx_effect_table_pairs_by_seed(report) -> None:
+    """Per base method: learns (beats its own round-0 encoder) and the FedX gain, paired by seed, read back."""
+    df = pd.read_csv(report.out_dir / "fedx_effect.csv")
+    row = df[(df["dataset"] == "cifar10") & (df["method"] == "simclr")].iloc[0]
+    gains = [curve_for("simclr", "fedx", "cifar10", s)[-1] - curve_for("simclr", "none", "cifar10", s)[-1]
+             for s in (0, 1, 2)]
+    learn = [curve_for("simclr", "none", "cifar10", s)[-1] - curve_for("simclr", "none", "cifar10", s)[0]
+             for s in (0, 1, 2)]
+    assert row["gain_n"] == 3 and math.isclose(row["gain_mean"], statistics.mean(gains), abs_tol=1e-3)
+    assert math.isclose(row["learn_mean"], statistics.mean(learn), abs_tol=1e-3)
+    assert math.isclose(row["init_mean"], 21.0, abs_tol=1e-3)  # init = 20 + seed, seeds 0-2
+    md = (report.out_dir / "fedx_effect.md").read_text()
+    simclr_c10 = next(line for line in md.splitlines() if line.startswith("| CIFAR-10 | FedSimCLR |"))
+    assert "helps (3/3 seeds)" in simclr_c10 and "yes (3/3 seeds)" in simclr_c10
+    byol_fm = next(line for line in md.splitlines() if line.startswith("| F-MNIST | FedBYOL |"))
+    cells = [c.strip() for c in byol_fm.strip("|").split("|")]
+    assert cells[4] == "—" and cells[6] == "—" and cells[8] == "—"  # no + FedX runs: missing, not zero
+    assert "(fedx_effect.md)" in (report.out_dir / "index.md").read_text()
+
+
 def test_ablation_table(report) -> None:
     csv = pd.read_csv(report.out_dir / "ablation.csv")
     assert set(csv["variant"]) == {"none", "fedx", "fedx-no-relational", "fedx-no-global", "fedx-no-head"}

@@ -368,6 +368,19 @@ def _table1(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
                     "the setting with the most runs; see the sensitivity sections and runs.csv).")
     res.artefacts.append(Artefact("table1", "Table 1: linear-probe top-1, ours vs the paper", "table", files, cap,
                                   prov, md))
+    _fedx_effect(res, main, out)
+
+
+def _fedx_effect(res: ReportResult, main: pd.DataFrame, out: Path) -> None:
+    """Per base method: does it beat the random-init encoder, and does FedX help it (paired by seed)?"""
+    for metric, stem, label in (("probe", "fedx_effect", "linear probe"), ("knn", "fedx_effect_knn", "kNN")):
+        if f"{metric}_last" not in main.columns or main[f"{metric}_last"].isna().all():
+            continue
+        t = tables.fedx_effect_table(main, metric)
+        md = t.render("md")
+        files = _write_table(out, stem, md, t.render("latex"), t.render("csv"))
+        res.artefacts.append(Artefact(stem, f"FedX effect per base method ({label}): learns? FedX helps?", "table",
+                                      files, "", provenance(main), md))
 
 
 def _learning_curves(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: Path) -> None:

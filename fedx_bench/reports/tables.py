@@ -285,3 +285,77 @@ def angle_table(df: pd.DataFrame) -> Table:
                f"(n seeds). Protocol: {', '.join(protos) or '—'} (benchmark-defined, not from the paper).")
     notes = ["— = not stored for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
     return Table(header, rows, pd.DataFrame(data), caption, notes)
+
+
+# --------------------------------------------------------------------------- FedX effect per base method
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, col_a: str, col_b: str) -> list[float]:
+    """b[col_b] − a[col_a] per seed present in both (same seed = same partition and initial weights)."""
+    if not len(a) or not len(b):
+        return []
+    x = a.groupby("seed")[col_a].mean().dropna()
+    y = b.groupby("seed")[col_b].mean().dropna()
+    return [float(y[s] - x[s]) for s in sorted(set(x.index) & set(y.index))]
+
+
+def _verdict(diffs: list[float], yes: str, no: str) -> str:
+    """Sign test in words: ``yes``/``no`` only when every paired seed agrees, else "mixed"; n stated."""
+    if not diffs:
+        return MISSING
+    n = len(diffs)
+    if all(d > 0 for d in diffs):
+        return f"{yes} ({n}/{n} seeds)"
+    if all(d < 0 for d in diffs):
+        return f"{no} ({n}/{n} seeds)"
+    return f"mixed ({sum(d > 0 for d in diffs)}/{n} seeds up)"
+
+
+def _fmt_diff(diffs: list[float]) -> str:
+    st = _stats(diffs)
+    if st is None:
+        return MISSING
+    return f"{st[0]:+.2f} ± {st[1]:.2f} ({st[2]})" if st[2] > 1 else f"{st[0]:+.2f} (1)"
+
+
+def fedx_effect_table(df: pd.DataFrame, metric: str = "probe") -> Table:
+    """Per dataset × base method: does the method learn (beat the random-init encoder under the same probe) and
+    does FedX help it? Differences are paired by seed; the verdict is "helps"/"hurts" only when every seed
+    agrees, so two seeds never read as a significant result."""
+    header = ["Dataset", "Method", "Random init", "Base Last", "+ FedX Last", "Base − init (pp)",
+              "FedX gain (pp)", "Learns?", "FedX helps?"]
+    rows: list[list[str]] = []
+    data: list[dict[str, Any]] = []
+    bold: set[tuple[int, int]] = set()
+    last, init = f"{metric}_last", f"{metric}_init"
+    for d in sorted(set(df["dataset"]), key=dataset_sort_key):
+        at_d = df[df["dataset"] == d]
+        for m in sorted(set(at_d["method"]), key=method_sort_key):
+            sel = at_d[at_d["method"] == m]
+            b, f = sel[sel["variant"] == "none"], sel[sel["variant"] == "fedx"]
+            if not len(b) and not len(f):
+                continue
+            ref = b if len(b) else f
+            s_init, sb, sf = cell_stats(ref, init), cell_stats(b, last), cell_stats(f, last)
+            learn = _paired(b, b, init, last)
+            learn_fx = _paired(f, f, init, last)
+            gain = _paired(b, f, last, last)
+            i = len(rows)
+            rows.append([DATASET_DISPLAY.get(d, d), method_name(m), fmt_stats(s_init), fmt_stats(sb), fmt_stats(sf),
+                         _fmt_diff(learn), _fmt_diff(gain),
+                         _verdict(learn, "yes", "no") + ("" if not learn_fx else
+                                                         f"; + FedX {_verdict(learn_fx, 'yes', 'no')}"),
+                         _verdict(gain, "helps", "hurts")])
+            if sb is not None and sf is not None:
+                bold.add((i, 3 if sb[0] >= sf[0] else 4))
+            gst, lst = _stats(gain), _stats(learn)
+            data.append({"dataset": d, "method": m, **_st_fields("init_", s_init), **_st_fields("base_", sb),
+                         **_st_fields("fedx_", sf), **_st_fields("learn_", lst), **_st_fields("gain_", gst),
+                         "gain_pairs": ";".join(f"{x:+.4f}" for x in gain)})
+    name = {"probe": "linear-probe", "knn": "kNN"}.get(metric, metric)
+    caption = (f"FedX effect per base method, {name} top-1 (%) after the final round: mean ± std (n seeds). "
+               "Random init = the same probe on the untrained initial encoder (round 0), the learning-signal floor. "
+               "Base − init and FedX gain are paired by seed (same partition and initial weights). Verdicts: "
+               "'yes'/'helps' or 'no'/'hurts' only when every paired seed agrees, else 'mixed'.")
+    notes = ["— = no finished run for that cell (missing, not zero)."] if any(MISSING in r[3:5] for r in rows) else []
+    return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
