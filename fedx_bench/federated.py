@@ -162,6 +162,7 @@ class FederatedTrainer:
         global_shared = {k: v.detach().clone() for k, v in self.global_model.shared_state().items()}
         states, weights = [], []
         sums: dict[str, float] = {}
+        stats: dict[str, list[float]] = {}
         total_steps = 0
         for pos, k in enumerate(selected):
             self._client_pos = (pos + 1, len(selected))
@@ -169,12 +170,17 @@ class FederatedTrainer:
             for name, val in logs.items():
                 sums[name] = sums.get(name, 0.0) + val
             total_steps += steps
+            for name, val in self.local_model.round_stats().items():
+                stats.setdefault(name, []).append(float(val))
             states.append({kk: v.detach().clone() for kk, v in self.local_model.shared_state().items()})
             weights.append(self.client_sizes[k])
         self.global_model.load_shared_state(fedavg(states, weights))
         self.round = r
         losses = {name: v / max(total_steps, 1) for name, v in sums.items()}
-        return RoundResult(r, selected, losses, total_steps, time.perf_counter() - t0)
+        extra: dict[str, Any] = {}
+        if stats:  # mean over the round's clients (e.g. FedU: share of clients keeping their local predictor)
+            extra["method_stats"] = {name: sum(v) / len(v) for name, v in stats.items()}
+        return RoundResult(r, selected, losses, total_steps, time.perf_counter() - t0, extra)
 
     def _train_client(self, r: int, k: int, global_shared: dict[str, Tensor]) -> tuple[int, dict[str, float]]:
         cfg = self.cfg

@@ -369,7 +369,7 @@ def _execute(
         res = trainer.run_round()
         r = res.round
         rec: dict[str, Any] = {"round": r, "losses": res.losses, "steps": res.steps, "clients": res.clients,
-                               "train_seconds": res.train_seconds}
+                               "train_seconds": res.train_seconds, **res.extra}
         if tracker is not None:
             ta = time.perf_counter()
             arec = tracker.finish_round(r, trainer.global_model)

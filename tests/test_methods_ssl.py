@@ -540,6 +540,25 @@ def test_two_clients_two_rounds_end_to_end(method, fedx):
     assert any(not torch.equal(t0[k], t1[k]) for k in t0)
 
 
+@pytest.mark.parametrize("fedx", [False, True])
+@pytest.mark.parametrize("mu,expected_local", [(0.0, 1.0), (1e9, 0.0)])
+def test_fedu_round_stats_report_dapu_choices(mu, expected_local, fedx):
+    """The round record says which predictor the clients used: with μ = 0 every returning client keeps its
+    local one (d ≥ 0), with a huge μ none does; round 1 always uses the global predictor."""
+    cfg = _cfg("fedu", fedx, {"dapu_threshold": mu},
+               federation={"clients": 2, "rounds": 2, "local_epochs": 1}, optim={"batch_size": 8, "lr": 0.05})
+    images = _images(40, seed=9)
+    parts = [np.arange(0, 20), np.arange(20, 40)]
+    trainer = FederatedTrainer(cfg, build_method(cfg, 3), images, parts, _augment, torch.device("cpu"),
+                               transform=_transform)
+    r1, r2 = trainer.run_round(), trainer.run_round()
+    assert r1.extra["method_stats"]["dapu_local_predictor"] == 0.0
+    assert r2.extra["method_stats"]["dapu_local_predictor"] == expected_local
+    assert r2.extra["method_stats"]["dapu_divergence"] > 0
+    assert r2.extra["method_stats"]["dapu_divergence"] == pytest.approx(
+        sum(trainer.client_states[k]["dapu_divergence"] for k in (0, 1)) / 2)
+
+
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_resume_from_round_checkpoint_repeats_exactly(method):
     """All persistent per-client state (queue, target, DAPU) lives in client_state: a fresh trainer loaded

@@ -143,6 +143,12 @@ class Method(nn.Module):
         the device and the test transform (uint8 → normalised float NCHW). For methods that need a pass over
         local data before training (e.g. ProtoCL's k-means). Default: nothing."""
 
+    def round_stats(self) -> dict[str, float]:
+        """Diagnostics of one client's local training, read after ``client_state``; the loop averages them over
+        the round's clients into ``metrics.jsonl`` (``method_stats``), so that a method's internal decisions
+        (e.g. FedU's DAPU choice) are visible in stored results. Default: none."""
+        return {}
+
     def client_state(self) -> ClientState:
         """What this client keeps until its next round: its ``local_prefixes`` entries by default."""
         tensors = {k: v.detach().clone() for k, v in self.state_dict().items() if self._is_local(k)}

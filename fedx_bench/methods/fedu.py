@@ -86,6 +86,16 @@ class FedU(BYOL):
             self.last_dapu_choice = "local"
         self.last_dapu_divergence = None if d is None else float(d)
 
+    def round_stats(self) -> dict[str, float]:
+        """``dapu_local_predictor``: 1 when this client kept its local predictor this round (d ≥ μ), 0 when it
+        used the global one; ``dapu_divergence``: d measured after this round's local training."""
+        out: dict[str, float] = {}
+        if self.last_dapu_choice is not None:
+            out["dapu_local_predictor"] = float(self.last_dapu_choice == "local")
+        if self._conv_before is not None:
+            out["dapu_divergence"] = self.encoder_divergence()
+        return out
+
     def client_state(self) -> ClientState:
         state = super().client_state()
         if self._conv_before is not None:

@@ -79,6 +79,9 @@ class FedX(Method):
     def client_state(self) -> ClientState:
         return self.base.client_state()
 
+    def round_stats(self) -> dict[str, float]:
+        return self.base.round_stats()
+
     def after_optimizer_step(self) -> None:
         self.base.after_optimizer_step()
 
