@@ -411,6 +411,9 @@ def _execute(
         rd.set_status("running", progress={"phase": "semi_supervised"})
         ts = time.perf_counter()
         extra["semi_supervised"] = semi_supervised_eval(trainer.global_model, data, cfg, device)
+        if cfg.eval.at_init:  # the floor: the same fine-tune from the random-init encoder (rebuilt from the seed)
+            init_model = build_method(cfg, ds.channels).to(device)
+            extra["semi_supervised"]["init"] = semi_supervised_eval(init_model, data, cfg, device)["results"]
         extra["semi_supervised"]["wall_seconds"] = time.perf_counter() - ts
         rd.set_status("running", progress=None)
     wall = time.perf_counter() - t0

@@ -95,7 +95,8 @@ def write_run(root: Path, *, method: str, variant: str, dataset: str, seed: int,
     if semi:
         ev["semi_supervised"] = {"protocol": "semi_supervised@v1", "round": rounds, "seed": seed, "results": {
             "0.01": {"top1": semi_value(method, variant, dataset, seed, 0.01), "top5": 90.0, "n_labelled": 10},
-            "0.1": {"top1": semi_value(method, variant, dataset, seed, 0.1), "top5": 95.0, "n_labelled": 100}}}
+            "0.1": {"top1": semi_value(method, variant, dataset, seed, 0.1), "top5": 95.0, "n_labelled": 100}},
+            "init": {"0.01": {"top1": 10.0 + seed}, "0.1": {"top1": 20.0 + seed}}}
     (d / "eval.json").write_text(json.dumps(ev))
     if angle:
         (d / "angle.json").write_text(json.dumps(angle_record(variant, seed)))
@@ -317,6 +318,8 @@ def test_angle_and_semi_tables(report) -> None:
     assert "CIFAR-10 1%" in md and "F-MNIST 10%" in md and "benchmark-defined" in md
     byol = next(ln for ln in md.splitlines() if ln.startswith("| FedBYOL"))
     assert byol.endswith("| — | — |") and "(3)" in byol  # no F-MNIST semi-supervised results: —, never 0
+    init = next(ln for ln in md.splitlines() if ln.startswith("| Random-init encoder"))
+    assert init.split("|")[1:3] == [" Random-init encoder ", " 11.00 ± 1.00 (3) "]  # one per seed, not per method
 
 
 def test_report_for_suite(store: Path, tmp_path: Path) -> None:

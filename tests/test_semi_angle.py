@@ -231,6 +231,10 @@ def test_e2e_writes_semi_and_angle_formats(uninterrupted):
     for frac, r in semi["results"].items():
         assert r["n_labelled"] == round(float(frac) * 400)
         assert 0 <= r["top1"] <= r["top5"] <= 100
+    # the floor: the same fine-tune from the random-init encoder, on the same labelled subsets
+    assert set(semi["init"]) == {"0.01", "0.1"}
+    for frac, r in semi["init"].items():
+        assert r["subset_sha256"] == semi["results"][frac]["subset_sha256"] and 0 <= r["top1"] <= 100
     assert ev["protocols"]["semi_supervised"] == "v1" and ev["protocols"]["angle"] == "v1"
     spec = json.loads((d / "spec.json").read_text())
     assert spec["protocols"]["semi_supervised"] == "v1" and spec["protocols"]["angle"] == "v1"

@@ -99,6 +99,8 @@ def _semi_columns(ev: dict[str, Any]) -> dict[str, Any]:
     for frac, res in sorted((semi.get("results") or {}).items(), key=lambda kv: float(kv[0])):
         for k in ("top1", "top5", "n_labelled"):
             out[f"semi_{float(frac):g}_{k}"] = (res or {}).get(k)
+    for frac, res in (semi.get("init") or {}).items():  # same fine-tune from the random-init encoder
+        out[f"semi_init_{float(frac):g}_top1"] = (res or {}).get("top1")
     return out
 
 

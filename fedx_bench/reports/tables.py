@@ -208,7 +208,8 @@ def _x_sort(x: Any) -> tuple[int, float, str]:
 
 def semi_fractions(df: pd.DataFrame) -> list[str]:
     """The label fractions stored (column suffixes, e.g. ``0.01``), in numeric order."""
-    fr = {c[len("semi_"):-len("_top1")] for c in df.columns if c.startswith("semi_") and c.endswith("_top1")}
+    fr = {c[len("semi_"):-len("_top1")] for c in df.columns
+          if c.startswith("semi_") and c.endswith("_top1") and not c.startswith("semi_init_")}
     return sorted(fr, key=float)
 
 
@@ -220,6 +221,18 @@ def semi_table(df: pd.DataFrame) -> Table:
     rows: list[list[str]] = []
     data: list[dict[str, Any]] = []
     bold: set[tuple[int, int]] = set()
+    if any(f"semi_init_{f}_top1" in df.columns for f in fracs):
+        # the floor: the same fine-tune from the random-init encoder (one per seed and dataset: it does not
+        # depend on the method or FedX, whose initial weights are the seed's)
+        init_row = ["Random-init encoder"]
+        for d in datasets:
+            at = df[df["dataset"] == d].drop_duplicates(subset=["seed"])
+            for f in fracs:
+                st = cell_stats(at, f"semi_init_{f}_top1")
+                init_row.append(fmt_stats(st))
+                data.append({"method": "random-init", "variant": "none", "dataset": d, "fraction": float(f),
+                             **_st_fields("", st), "n_labelled": None})
+        rows.append(init_row)
     for m in sorted(set(df["method"]), key=method_sort_key):
         sel = df[df["method"] == m]
         pair_rows: list[tuple[int, dict[int, Stats]]] = []
@@ -245,7 +258,8 @@ def semi_table(df: pd.DataFrame) -> Table:
     caption = ("Semi-supervised fine-tuning, test top-1 (%) after fine-tuning the final global model on a "
                f"class-balanced labelled subset; mean ± std (n seeds). Protocol: {', '.join(protos) or '—'} "
                "(benchmark-defined, not from the paper: the paper's protocol and numbers are unknown). "
-               "Bold: the better of each ± FedX pair.")
+               "Bold: the better of each ± FedX pair. Random-init encoder: the same fine-tune from the untrained "
+               "initial encoder (the floor a pre-training method has to beat).")
     notes = ["— = no stored result for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
     return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
 
