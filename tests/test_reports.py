@@ -334,6 +334,21 @@ def test_report_for_suite(store: Path, tmp_path: Path) -> None:
         build_report("no-such-suite", tmp_path / "reports", results_dirs=[store])
 
 
+def test_no_semi_table_when_only_other_suites_have_it(tmp_path: Path) -> None:
+    """Another suite's runs in the same store have semi-supervised results, this suite's do not: no empty table."""
+    root = tmp_path / "results"
+    with_semi = write_run(root, method="simclr", variant="none", dataset="cifar10", seed=0, semi=True, suite="a")
+    without = [write_run(root, method="simclr", variant=v, dataset="cifar10", seed=1, suite="b")
+               for v in ("none", "fedx")]
+    (root / "suites").mkdir(parents=True)
+    for name, ids in (("a", [with_semi]), ("b", without)):
+        (root / "suites" / f"{name}.json").write_text(json.dumps({"name": name, "run_ids": ids}))
+    res = build_report("b", tmp_path / "reports", results_dirs=[root])
+    assert not (res.out_dir / "semi_supervised.md").exists()
+    assert "**Semi-supervised**" in res.index.read_text()
+    assert (build_report("a", tmp_path / "reports", results_dirs=[root]).out_dir / "semi_supervised.md").exists()
+
+
 def test_absent_inputs_produce_no_artefact_and_no_stale_files(tmp_path: Path) -> None:
     root = tmp_path / "mini"
     for v in ("none", "fedx"):

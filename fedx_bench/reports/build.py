@@ -505,6 +505,9 @@ def _semi(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
         return
     fr = tables.semi_fractions(done)
     runs = done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)]
+    if runs.empty:  # the columns exist because other runs in the same store have them
+        res.absent["Semi-supervised"] = "no run of this report has semi_supervised results (semi_supervised@v1 not run)"
+        return
     t = tables.semi_table(runs)
     md = t.render("md")
     files = _write_table(out, "semi_supervised", md, t.render("latex"), t.render("csv"))
