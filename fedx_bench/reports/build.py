@@ -463,6 +463,7 @@ def _sensitivity(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
         res.artefacts.append(Artefact(stem, f"{title}, {ds}: table", "table", files, "", prov, md))
         figs = figures.sensitivity(s.points, s.label, s.fmt, out / stem, subtitle=s.desc)
         cap = (f"Left: final-round linear-probe top-1 (%) of the base method and + FedX vs {s.label.lower()}; "
+               "dashed: the random-init encoder under the same probe (the learning-signal floor); "
                "right: FedX gain (pp) paired by seed; mean ± std over seeds (error bars).")
         res.artefacts.append(Artefact(stem + "_fig", f"{title}, {ds}: figure", "figure", figs, cap, prov))
 

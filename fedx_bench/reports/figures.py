@@ -185,6 +185,18 @@ def sensitivity(points: pd.DataFrame, x_label: str, fmt_x: Callable[[Any], str],
                     stl = series_style(m, v)
                     ax_acc.errorbar(px, py, yerr=pe, color=stl["color"], marker=stl["marker"], linestyle="-",
                                     capsize=2, label=variant_name(m, v))
+            init_col = metric.replace("_last", "_init")
+            if init_col in sel.columns and sel[init_col].notna().any():
+                # the learning-signal floor at each point: the same probe on the seed's untrained encoder
+                ix, iy = [], []
+                for x in xs:
+                    vals = sel[sel["x"] == x].drop_duplicates(subset=["seed"])[init_col].dropna()
+                    if len(vals):
+                        ix.append(pos[x])
+                        iy.append(vals.mean())
+                if ix:
+                    ax_acc.plot(ix, iy, color=INIT_COLOUR, linestyle="--", linewidth=1.0, marker="_",
+                                label="Random-init encoder")
             gx, gy, ge = [], [], []
             for x in xs:
                 at = sel[sel["x"] == x]
