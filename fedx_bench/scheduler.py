@@ -846,6 +846,10 @@ class ParallelProgress:
             self._free_pos.sort()
             bar.close()
         label = self.labels.get(outcome.run_id, outcome.run_id)
+        if outcome.state != "skipped" and self.prog.mode != "bar" and outcome.run_id not in self._seen:
+            # a short run can start and end between two polls of its status: still say that it started
+            self._seen[outcome.run_id] = (None, None, "")
+            self.prog.log(f"[{label}] start on {device or '?'}")
         if outcome.state != "skipped":
             what = "done" if outcome.state == "done" else f"{outcome.state.upper()}: {outcome.error}"
             on = f" on {device}" if device else ""
