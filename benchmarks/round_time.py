@@ -127,24 +127,8 @@ def _pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-class TwoViewDataset(Dataset):
-    """The reference's truncated dataset: one client's images, two independent draws per ``__getitem__``."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable[..., Tensor]) -> None:
-        self.images = images
-        self.labels = labels
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
-        img = _pil(self.images[i])
-        return self.transform(img), self.transform(img), int(self.labels[i])
-
-
 class ImageDataset(Dataset):
-    """Images through the per-image test transform, for reference-style feature extraction."""
+    """Images through a per-image transform (the test transform: reference-style feature extraction)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable[..., Tensor]) -> None:
         self.images = images
@@ -156,6 +140,14 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         return self.transform(_pil(self.images[i])), int(self.labels[i])
+
+
+class TwoViewDataset(ImageDataset):
+    """The reference's truncated dataset: one client's images, two independent draws per ``__getitem__``."""
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:  # type: ignore[override]
+        img = _pil(self.images[i])
+        return self.transform(img), self.transform(img), int(self.labels[i])
 
 
 def _make_optimizer(params: list[torch.nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:

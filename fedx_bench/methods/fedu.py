@@ -64,6 +64,7 @@ class FedU(BYOL):
         self._conv_before: list[Tensor] | None = None  # not in state_dict: rebuilt every round start
         self.last_dapu_choice: str | None = None
         self.last_dapu_divergence: float | None = None
+        self._trained_divergence: float | None = None  # d after this client's local training (client_state)
 
     def encoder_divergence(self) -> float:
         """d = mean over conv weight tensors of ‖W_now − W_round_start‖₂."""
@@ -77,6 +78,7 @@ class FedU(BYOL):
     def on_round_start(self, round_idx: int, client_state: ClientState | None) -> None:
         super().on_round_start(round_idx, client_state)
         self._conv_before = [w.detach().clone() for w in conv_weights(self.encoder)]
+        self._trained_divergence = None
         d = client_state.get("dapu_divergence") if client_state else None
         if d is None or d < self.args.dapu_threshold:
             self.last_dapu_choice = "global"  # keep the predictor load_shared_state just installed
@@ -92,13 +94,13 @@ class FedU(BYOL):
         out: dict[str, float] = {}
         if self.last_dapu_choice is not None:
             out["dapu_local_predictor"] = float(self.last_dapu_choice == "local")
-        if self._conv_before is not None:
-            out["dapu_divergence"] = self.encoder_divergence()
+        if self._trained_divergence is not None:
+            out["dapu_divergence"] = self._trained_divergence
         return out
 
     def client_state(self) -> ClientState:
         state = super().client_state()
         if self._conv_before is not None:
-            state["dapu_divergence"] = self.encoder_divergence()
+            state["dapu_divergence"] = self._trained_divergence = self.encoder_divergence()
             state["dapu_predictor"] = {k: v.detach().clone() for k, v in self.predictor.state_dict().items()}
         return state

@@ -157,14 +157,25 @@ def ablation_table(df: pd.DataFrame, metric: str = "probe") -> Table:
 # --------------------------------------------------------------------------- sensitivity
 
 
+def paired_diffs(a: pd.DataFrame, b: pd.DataFrame, col_a: str, col_b: str) -> list[float]:
+    """b[col_b] − a[col_a] per seed present in both (same seed = same partition and initial weights)."""
+    if not len(a) or not len(b):
+        return []
+    x = a.groupby("seed")[col_a].mean().dropna()
+    y = b.groupby("seed")[col_b].mean().dropna()
+    return [float(y[s] - x[s]) for s in sorted(set(x.index) & set(y.index))]
+
+
 def gain_stats(base: pd.DataFrame, fedx: pd.DataFrame, col: str) -> Stats:
     """FedX gain (pp) paired by seed (same seed = same partition and init), mean ± std over paired seeds."""
-    if not len(base) or not len(fedx):
-        return None
-    b = base.groupby("seed")[col].mean()
-    f = fedx.groupby("seed")[col].mean()
-    common = sorted(set(b.dropna().index) & set(f.dropna().index))
-    return _stats([float(f[s] - b[s]) for s in common])
+    return _stats(paired_diffs(base, fedx, col, col))
+
+
+def fmt_gain(st: Stats) -> str:
+    """A signed difference: ``-0.91 ± 0.40 (3)``, ``+0.06 (1)`` for one pair, — for none."""
+    if st is None:
+        return MISSING
+    return f"{st[0]:+.2f} ± {st[1]:.2f} ({st[2]})" if st[2] > 1 else f"{st[0]:+.2f} (1)"
 
 
 def sensitivity_table(points: pd.DataFrame, x_label: str, fmt_x: Callable[[Any], str],
@@ -182,9 +193,7 @@ def sensitivity_table(points: pd.DataFrame, x_label: str, fmt_x: Callable[[Any],
             b, f = at[at["variant"] == "none"], at[at["variant"] == "fedx"]
             sb, sf, g = cell_stats(b, metric), cell_stats(f, metric), gain_stats(b, f, metric)
             i = len(rows)
-            rows.append([method_name(m), fmt_x(x), fmt_stats(sb), fmt_stats(sf),
-                         MISSING if g is None else (f"{g[0]:+.2f} ± {g[1]:.2f} ({g[2]})" if g[2] > 1
-                                                    else f"{g[0]:+.2f} (1)")])
+            rows.append([method_name(m), fmt_x(x), fmt_stats(sb), fmt_stats(sf), fmt_gain(g)])
             if sb is not None and sf is not None:
                 bold.add((i, 2 if sb[0] >= sf[0] else 3))
             data.append({"method": m, "x": x, "x_label": fmt_x(x), **_st_fields("base_", sb),
@@ -304,15 +313,6 @@ def angle_table(df: pd.DataFrame) -> Table:
 # --------------------------------------------------------------------------- FedX effect per base method
 
 
-def _paired(a: pd.DataFrame, b: pd.DataFrame, col_a: str, col_b: str) -> list[float]:
-    """b[col_b] − a[col_a] per seed present in both (same seed = same partition and initial weights)."""
-    if not len(a) or not len(b):
-        return []
-    x = a.groupby("seed")[col_a].mean().dropna()
-    y = b.groupby("seed")[col_b].mean().dropna()
-    return [float(y[s] - x[s]) for s in sorted(set(x.index) & set(y.index))]
-
-
 def _verdict(diffs: list[float], yes: str, no: str) -> str:
     """Sign test in words: ``yes``/``no`` only when every paired seed agrees, else "mixed"; n stated."""
     if not diffs:
@@ -323,13 +323,6 @@ def _verdict(diffs: list[float], yes: str, no: str) -> str:
     if all(d < 0 for d in diffs):
         return f"{no} ({n}/{n} seeds)"
     return f"mixed ({sum(d > 0 for d in diffs)}/{n} seeds up)"
-
-
-def _fmt_diff(diffs: list[float]) -> str:
-    st = _stats(diffs)
-    if st is None:
-        return MISSING
-    return f"{st[0]:+.2f} ± {st[1]:.2f} ({st[2]})" if st[2] > 1 else f"{st[0]:+.2f} (1)"
 
 
 def fedx_effect_table(df: pd.DataFrame, metric: str = "probe") -> Table:
@@ -351,12 +344,12 @@ def fedx_effect_table(df: pd.DataFrame, metric: str = "probe") -> Table:
                 continue
             ref = b if len(b) else f
             s_init, sb, sf = cell_stats(ref, init), cell_stats(b, last), cell_stats(f, last)
-            learn = _paired(b, b, init, last)
-            learn_fx = _paired(f, f, init, last)
-            gain = _paired(b, f, last, last)
+            learn = paired_diffs(b, b, init, last)
+            learn_fx = paired_diffs(f, f, init, last)
+            gain = paired_diffs(b, f, last, last)
             i = len(rows)
             rows.append([DATASET_DISPLAY.get(d, d), method_name(m), fmt_stats(s_init), fmt_stats(sb), fmt_stats(sf),
-                         _fmt_diff(learn), _fmt_diff(gain),
+                         fmt_gain(_stats(learn)), fmt_gain(_stats(gain)),
                          _verdict(learn, "yes", "no") + ("" if not learn_fx else
                                                          f"; + FedX {_verdict(learn_fx, 'yes', 'no')}"),
                          _verdict(gain, "helps", "hurts")])
