@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from fedx_bench.errors import UserError
 from fedx_bench.reports import (
     build_report,
     collect,
@@ -455,13 +456,18 @@ def test_paper_cells_have_provenance() -> None:
     assert not math.isnan(cells["value"].astype(float).sum())
 
 
-def test_export_without_pyarrow_writes_csv_only(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_without_pyarrow_fails_and_deletes_nothing(store: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import fedx_bench.reports.results as results
 
+    out = tmp_path / "reports"
+    folder = build_report(store, out).out_dir
+    before = sorted(p.name for p in folder.iterdir())
+    assert "runs.parquet" in before
     monkeypatch.setattr(results, "parquet_available", lambda: False)
-    df = collect(store)
-    with pytest.warns(UserWarning, match="CSV only"):
-        files = export(df, tmp_path / "runs.csv")
-    assert [f.name for f in files] == ["runs.csv"] and not (tmp_path / "runs.parquet").exists()
-    back = read_export(tmp_path / "runs")
-    assert sorted(back["run_id"]) == sorted(df["run_id"])
+    with pytest.raises(UserError, match="pyarrow"):
+        build_report(store, out)
+    with pytest.raises(UserError, match="pyarrow"):
+        export(collect(store), tmp_path / "x" / "runs")
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert not (tmp_path / "x").exists()

@@ -27,7 +27,7 @@ from .results import (
     export,
     load_angle,
     load_curves,
-    parquet_available,
+    require_parquet,
     results_frame,
     settings_key,
     suite_run_ids,
@@ -319,6 +319,7 @@ def build_report(source: str | Path, out_root: str | Path = "reports",
     from ``<results_dir>/suites/<name>.json``, results_dirs default ["results"]) or a results directory."""
     name, df, expected, notes = _resolve(source, results_dirs)
     df = _dedupe(df)
+    require_parquet()  # before anything is cleaned: a missing package never deletes a committed export
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
     _clean_previous(out)
@@ -336,8 +337,6 @@ def build_report(source: str | Path, out_root: str | Path = "reports",
     if len(df):
         res.artefacts.append(Artefact("runs", "All runs (one row per run)", "data", export(df, out / "runs"),
                                       "Every run of this report with its settings, hashes and Last/Best values."))
-        if not parquet_available():
-            res.notes.append("pyarrow missing: runs exported as CSV only.")
 
     _table1(res, done, out)
     curves = load_curves(done) if len(done) else pd.DataFrame()

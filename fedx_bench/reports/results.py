@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import UserError
 from ..store import load_results, read_json
 
 PAPER_FILE = Path(__file__).with_name("paper_numbers.json")
@@ -253,19 +253,24 @@ def parquet_available() -> bool:
     return True
 
 
+def require_parquet() -> None:
+    """Fail before anything is written when pyarrow is missing (it is a dependency of fedx-bench)."""
+    if not parquet_available():
+        raise UserError("pyarrow is not installed (a dependency of fedx-bench: pip install 'pyarrow>=12'); "
+                        "nothing was written")
+
+
 def export(df: pd.DataFrame, path: str | Path) -> list[Path]:
-    """Write ``df`` to ``<path>.parquet`` (pyarrow) and ``<path>.csv``; CSV only, with a warning, when pyarrow
-    is missing. ``path`` may carry either suffix or none. Returns the written files."""
+    """Write ``df`` to ``<path>.parquet`` (pyarrow, a required dependency: Parquet is the documented export)
+    and ``<path>.csv``. ``path`` may carry either suffix or none. Returns the written files. Without pyarrow
+    nothing is written (a UserError), so no earlier export is ever replaced by a partial one."""
+    require_parquet()
     p = Path(path)
     stem = p.with_suffix("") if p.suffix in (".parquet", ".csv") else p
     stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    if parquet_available():
-        pq = stem.with_name(stem.name + ".parquet")
-        _parquet_ready(df).to_parquet(pq, index=False, engine="pyarrow")
-        out.append(pq)
-    else:
-        warnings.warn("pyarrow is not installed: wrote CSV only (pip install pyarrow for Parquet)", stacklevel=2)
+    pq = stem.with_name(stem.name + ".parquet")
+    _parquet_ready(df).to_parquet(pq, index=False, engine="pyarrow")
+    out = [pq]
     csv = stem.with_name(stem.name + ".csv")
     df.to_csv(csv, index=False)
     out.append(csv)
