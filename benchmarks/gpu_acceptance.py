@@ -129,7 +129,7 @@ class Sizes:
     width: int | None = None
     batch: int = 64
     train_limit: int | None = None  # stage 1: the whole embedded subset (8,000 / 2,000)
-    local_epochs: int = 2
+    local_epochs: int = 5  # stage 1: 2 rounds x 5 epochs x 3 clients = ~1,250 steps, enough to beat the random init
     probe_epochs: int = 100
     steps: int = 50  # stage 2 timed steps per measurement
     warmup: int = 10
@@ -620,7 +620,8 @@ def stage_projection(ctx: Ctx, rec: dict[str, Any]) -> None:
             f"{sum(times) / 3600:.1f} h on 1 GPU, {makespan(times, 8) / 3600:.1f} h on 8")
     best = next(p for p in proj if p["mode"] == best_mode)
     gpu = dev.type == "cuda"
-    r["note"] = ("toy sizes on CPU: the numbers only exercise the formula" if ctx.smoke else
+    r["note"] = ("toy sizes on CPU: the numbers only exercise the formula (and the trainer runs fp32 on a CPU "
+                 "whatever perf.amp says)" if ctx.smoke else
                  "suites/table1.yaml as configured runs fp32 (perf defaults); the bf16+channels_last row assumes "
                  "perf.amp=bf16, perf.channels_last=true. Training from the measured 5,000-image epoch, scaled by "
                  "dataset size and each method's step cost; every evaluation of the run (at init, each round) costed")
