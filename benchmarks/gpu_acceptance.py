@@ -444,10 +444,29 @@ def mfu(ctx: Ctx, tflops: float, amp: bool) -> tuple[float | None, str]:
     return 100 * tflops / peak[2], f"fp32 {peak[2]:g} (TF32 off)"
 
 
+def measure_step(ctx: Ctx, kind: str, fedx: bool, mode: str, amp: bool, cl: bool, comp: bool, flops: int
+                 ) -> dict[str, Any]:
+    """One row of the speed table: time the step in one mode, then its throughput and MFU."""
+    sz = ctx.sizes
+    t = time.perf_counter()
+    s = step_setup(ctx, "simclr", fedx, cl, comp)
+    sec = step_seconds(ctx, s, amp, cl, sz.steps, sz.warmup + (3 if comp else 0))
+    tflops = flops / sec / 1e12
+    pct, against = mfu(ctx, tflops, amp)
+    students = (3 if fedx else 2) * sz.batch
+    log(f"  {kind} {mode}: {sec * 1e3:.2f} ms/step, {sz.batch / sec:.0f} anchor img/s, {tflops:.1f} TFLOP/s"
+        + (f", MFU {pct:.1f}% ({against})" if pct is not None else ""))
+    return {"step": kind, "mode": mode, "ms_per_step": round(sec * 1e3, 3),
+            "anchor_images_per_s": round(sz.batch / sec, 1), "student_images_per_s": round(students / sec, 1),
+            "tflops": round(tflops, 3), "mfu_pct": None if pct is None else round(pct, 2), "peak": against,
+            "measure_s": round(time.perf_counter() - t, 1)}
+
+
 def stage_speed(ctx: Ctx, rec: dict[str, Any]) -> None:
-    sz, dev = ctx.sizes, ctx.device
+    dev = ctx.device
     rows: list[dict[str, Any]] = rec["results"].setdefault("rows", [])
     notes: list[str] = rec["results"].setdefault("notes", [])
+    errors: list[str] = rec["results"].setdefault("errors", [])
     flops: dict[str, int] = {}
     for kind, fedx in (("fedx", True), ("base", False)):  # FLOPs once per step kind, eager fp32 (same in bf16)
         flops[kind] = gpu_step.count_flops(step_setup(ctx, "simclr", fedx, False, False), False, dev)
@@ -466,21 +485,14 @@ def stage_speed(ctx: Ctx, rec: dict[str, Any]) -> None:
             if ctx.left() < 2:
                 notes.append(f"{label}: skipped, stage budget spent")
                 continue
-            t = time.perf_counter()
-            s = step_setup(ctx, "simclr", fedx, cl, comp)
-            sec = step_seconds(ctx, s, amp, cl, sz.steps, sz.warmup + (3 if comp else 0))
-            tflops = flops[kind] / sec / 1e12
-            pct, against = mfu(ctx, tflops, amp)
-            students = (3 if fedx else 2) * sz.batch
-            rows.append({"step": kind, "mode": mode, "ms_per_step": round(sec * 1e3, 3),
-                         "anchor_images_per_s": round(sz.batch / sec, 1),
-                         "student_images_per_s": round(students / sec, 1),
-                         "tflops": round(tflops, 3), "mfu_pct": None if pct is None else round(pct, 2),
-                         "peak": against, "measure_s": round(time.perf_counter() - t, 1)})
-            log(f"  {label}: {sec * 1e3:.2f} ms/step, {sz.batch / sec:.0f} anchor img/s, {tflops:.1f} TFLOP/s"
-                + (f", MFU {pct:.1f}% ({against})" if pct is not None else ""))
-            del s
+            try:  # one mode's failure (a compile error, say) is recorded; the other modes still run
+                rows.append(measure_step(ctx, kind, fedx, mode, amp, cl, comp, flops[kind]))
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{label}: {type(e).__name__}: {e}")
+                log(f"  {label}: ERROR {type(e).__name__}: {e}")
             ctx.report.flush()
+    check(rec, "every mode measured without error", f"{len(errors)} errors" + (f": {errors}" if errors else ""),
+          "no errors", not errors)
     bf16_fedx = [r for r in rows if r["step"] == "fedx" and r["mode"] != "fp32" and r["mfu_pct"] is not None]
     best = max(bf16_fedx, key=lambda r: r["mfu_pct"], default=None)
     on_gpu = dev.type == "cuda"
@@ -543,15 +555,19 @@ def eval_costs(ctx: Ctx) -> dict[str, Any]:
             "probe_note": probe_note, "knn_s": t_knn, "knn_shape": [sz.probe_n, sz.probe_test]}
 
 
-def method_factors(ctx: Ctx, amp: bool, cl: bool) -> dict[str, float]:
+def method_factors(ctx: Ctx, amp: bool, cl: bool, errors: list[str]) -> dict[str, float]:
     """Each Table-1 method's step time relative to FedSimCLR's, with and without FedX (same mode)."""
     sec: dict[str, float] = {}
     for fedx in (False, True):
         for m in TABLE1_METHODS:
             if ctx.left() < 5:
                 break
-            sec[f"{m}{'+fedx' if fedx else ''}"] = step_seconds(ctx, step_setup(ctx, m, fedx, cl, False), amp, cl,
-                                                                ctx.sizes.method_steps, ctx.sizes.warmup)
+            key = f"{m}{'+fedx' if fedx else ''}"
+            try:
+                sec[key] = step_seconds(ctx, step_setup(ctx, m, fedx, cl, False), amp, cl, ctx.sizes.method_steps,
+                                        ctx.sizes.warmup)
+            except Exception as e:  # noqa: BLE001 - a method that fails here is costed as FedSimCLR, and said so
+                errors.append(f"{key}: {type(e).__name__}: {e}")
     ref = {k: sec.get("simclr+fedx" if k.endswith("+fedx") else "simclr") for k in sec}
     return {k: v / ref[k] for k, v in sec.items() if ref[k]}  # type: ignore[operator]
 
@@ -600,10 +616,13 @@ def stage_projection(ctx: Ctx, rec: dict[str, Any]) -> None:
         f"({ev['probe_note']}), kNN {ev['knn_s']:.2f} s")
     ctx.report.flush()
     best_mode = "bf16+channels_last"
-    factors = method_factors(ctx, True, True) if dev.type == "cuda" else method_factors(ctx, False, False)
+    errors: list[str] = r.setdefault("errors", [])
+    factors = method_factors(ctx, dev.type == "cuda", dev.type == "cuda", errors)
     r["method_step_factors"] = {k: round(v, 3) for k, v in factors.items()}
     if len(factors) < 2 * len(TABLE1_METHODS):
-        r["method_factor_note"] = "not all methods measured in time: missing ones costed as FedSimCLR"
+        r["method_factor_note"] = "not all methods measured (time or errors): missing ones costed as FedSimCLR"
+    check(rec, "every method's step measured without error", f"{len(errors)} errors" + (f": {errors}" if errors
+          else ""), "no errors", not errors)
     suite = load_suite(REPO / "suites" / "table1.yaml")
     r["suite"] = {"name": suite.name, "runs": len(suite.runs)}
     proj: list[dict[str, Any]] = r.setdefault("projection", [])
@@ -699,7 +718,7 @@ def _cell(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
     return str(v).replace("|", "/").replace("\n", " ")
 
 
