@@ -229,6 +229,8 @@ def run_stages(ctx: Ctx, budget: float, stages: dict[str, Callable[[Ctx, dict[st
             ctx.report.flush()
             continue
         log(f"{title}: start ({left:.0f} s allotted)")
+        rec["status"] = "running"  # on disk while it runs: a kill mid-stage still says which stage it was
+        ctx.report.flush()
         t = time.perf_counter()
         try:
             with alarm(left):

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +122,60 @@ def test_bad_budget_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_peak_table_concurrency_and_schedule() -> None:
+def _module() -> Any:
     sys.path.insert(0, str(BENCH))
     try:
-        import gpu_acceptance as ga
+        import gpu_acceptance
     finally:
         sys.path.remove(str(BENCH))
+    return gpu_acceptance
+
+
+def test_a_stage_that_raises_or_overruns_is_recorded_and_the_next_runs(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one real run must survive its stages: an error is recorded with its traceback, a stage past its deadline
+    is stopped there (even inside code that swallows ``Exception``) with its partial results, the rest still runs,
+    and the JSON on disk is complete after each stage."""
+    ga = _module()
+    monkeypatch.setattr(ga, "T_START", time.perf_counter())
+    monkeypatch.setattr(ga, "MIN_STAGE_S", 0.1)
+    seen_on_disk: list[list[str]] = []
+
+    def raises(ctx: Any, rec: dict[str, Any]) -> None:
+        raise ValueError("broken on purpose")
+
+    def overruns(ctx: Any, rec: dict[str, Any]) -> None:
+        seen_on_disk.append(list(json.loads((tmp_path / "gpu_acceptance.json").read_text())["stages"]))
+        rec["results"]["partial"] = 1
+        try:
+            time.sleep(30)
+        except Exception:  # noqa: BLE001 - what the runner does per run: must not absorb the deadline
+            pass
+
+    def passes(ctx: Any, rec: dict[str, Any]) -> None:
+        ga.check(rec, "ok", 1, "1", True)
+        ga.check(rec, "not judged", 2, "2", None)
+
+    def fails(ctx: Any, rec: dict[str, Any]) -> None:
+        ga.check(rec, "bad", 0, "1", False)
+
+    report = ga.Report(tmp_path, {"mode": "test"})
+    ctx = ga.Ctx(True, torch.device("cpu"), ga.TOY, tmp_path, report, None)
+    t = time.perf_counter()
+    ga.run_stages(ctx, 5.0, {"correctness": raises, "speed": overruns, "projection": passes, "scheduler": fails})
+    assert time.perf_counter() - t < 8  # the 30 s sleep was cut at the speed stage's deadline (3 s)
+    d = json.loads((tmp_path / "gpu_acceptance.json").read_text())
+    st = d["stages"]
+    assert st["correctness"]["status"] == "error" and "ValueError: broken on purpose" in st["correctness"]["error"]
+    assert "raise ValueError" in st["correctness"]["traceback"]
+    assert st["speed"]["status"] == "timeout" and st["speed"]["results"] == {"partial": 1}
+    assert st["projection"]["status"] == "pass" and st["scheduler"]["status"] == "fail"
+    assert seen_on_disk == [["correctness", "speed"]]  # stage 1's record was on disk before stage 2 ended
+    assert "| 2. speed of the paper step | timeout |" in (tmp_path / "gpu_acceptance.md").read_text()
+
+
+def test_peak_table_concurrency_and_schedule() -> None:
+    ga = _module()
     bf16 = {name: (ga.find_peak(name) or (None,))[0] for name in (
         "NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL", "NVIDIA H200", "NVIDIA A100-SXM4-80GB",
         "NVIDIA L40S", "NVIDIA L4", "NVIDIA A10G", "NVIDIA A10", "Tesla T4")}
