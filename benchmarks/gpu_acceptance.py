@@ -487,6 +487,8 @@ def stage_speed(ctx: Ctx, rec: dict[str, Any]) -> None:
             if ctx.left() < 2:
                 notes.append(f"{label}: skipped, stage budget spent")
                 continue
+            if comp:
+                log(f"  {label}: compiling the backbone and timing ({ctx.left():.0f} s left of the stage)")
             try:  # one mode's failure (a compile error, say) is recorded; the other modes still run
                 rows.append(measure_step(ctx, kind, fedx, mode, amp, cl, comp, flops[kind]))
             except Exception as e:  # noqa: BLE001
