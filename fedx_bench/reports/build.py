@@ -18,7 +18,7 @@ import yaml
 
 from .. import __version__
 from ..errors import UserError
-from . import figures, tables
+from . import budget, figures, tables
 from .results import (
     DATASET_DISPLAY,
     GROUP_SETTINGS,
@@ -341,6 +341,7 @@ def build_report(source: str | Path, out_root: str | Path = "reports",
     _table1(res, done, out)
     curves = load_curves(done) if len(done) else pd.DataFrame()
     _learning_curves(res, done, curves, out)
+    _budget_report(res, done, curves, out)
     _ablation(res, done, curves, out)
     _sensitivity(res, done, out)
     _angle(res, done, out)
@@ -441,6 +442,30 @@ def _ablation(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: 
            "ablation figure (w/o projection head = fedx-no-head).")
     res.artefacts.append(Artefact("ablation_curves", "Ablation (component analysis): learning curves", "figure",
                                   files, cap, provenance(runs)))
+
+
+def _budget_report(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: Path) -> None:
+    """FedX gain vs training budget, for ± FedX pairs evaluated at ≥ 5 rounds (see reports/budget.py)."""
+    bcs = budget.budget_curves(done, curves) if len(done) and len(curves) else []
+    if not bcs:
+        res.absent["Gain vs training budget"] = (f"no ± FedX pair evaluated at ≥ {budget.MIN_ROUNDS} rounds")
+        return
+    md = budget.budget_markdown(bcs)
+    full = budget.budget_csv(bcs)
+    files = [out / "budget.md", out / "budget.csv"]
+    files[0].write_text(md)
+    full.to_csv(files[1], index=False)
+    runs = done[done["variant"].isin(["none", "fedx"])]
+    prov = provenance(runs, ("method", "variant", "dataset", "local_epochs"))
+    res.artefacts.append(Artefact("budget", "FedX gain vs training budget: table", "table", files,
+                                  "Per evaluated round: base and + FedX mean over seeds, the FedX gain paired by "
+                                  "seed with its Student-t 95 % CI and paired t-test p; budget.csv has every round.",
+                                  prov, md))
+    figs = budget.budget_figure(bcs, out / "budget")
+    cap = ("Top: base (solid) and + FedX (dashed) top-1 vs cumulative local SGD steps per client; dotted: the "
+           "random-init encoder under the same protocol. Middle and bottom: the FedX gain (pp) paired by seed vs "
+           "communication round and vs local steps, band = 95 % CI (Student t). One colour per local-epoch setting.")
+    res.artefacts.append(Artefact("budget_fig", "FedX gain vs training budget: figure", "figure", figs, cap, prov))
 
 
 def _sensitivity(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
