@@ -77,7 +77,7 @@ def ldawa(
 @AGGREGATORS.register(
     "ldawa",
     display="L-DAWA",
-    description="layer-wise divergence-aware weights: (1/K) sum_k cos(W_k^l, W_g^l) W_k^l per layer (Rehman et al., 2023)",
+    description="layer-wise divergence-aware: (1/K) sum_k cos(W_k^l, W_g^l) W_k^l per layer (Rehman et al., 2023)",
 )
 def ldawa_aggregator(
     states: list[dict[str, Tensor]],

@@ -15,7 +15,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..models import build_backbone
 from ..registry import METHODS
-from . import byol, fedu, moco, protocl, simclr  # noqa: F401  (registers)
+from . import byol, fedema, fedu, moco, protocl, simclr, simsiam  # noqa: F401  (registers)
 from .base import ClientState, Method, StepOutput, forward_views, frozen_copy
 from .fedx import FedX, wrap_fedx
 
