@@ -1,6 +1,6 @@
 """L-DAWA (Rehman et al., ICCV 2023): layer-wise divergence-aware weight aggregation.
 
-For every layer l (here: every learnable parameter tensor of the shared state) and every participating client
+For every layer l (here: every parameter tensor of the shared state, buffers excluded) and every participating client
 k, the angular divergence between the client's layer and the round's global layer is their cosine similarity
 
     δ_k^l = <W_g^l, W_k^l> / (‖W_g^l‖ ‖W_k^l‖)
