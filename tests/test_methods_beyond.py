@@ -22,6 +22,7 @@ from fedx_bench.methods.fedema import FedEMA, divergence_weights, ema_mu
 from fedx_bench.methods.simsiam import SimSiam, simsiam_loss
 from fedx_bench.models import CNN4
 from fedx_bench.registry import METHODS
+from fedx_bench.reports import results_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 B, PROJ = 6, 8
@@ -74,6 +75,9 @@ def _trainer(cfg: RunConfig, n: int = 40, sizes: tuple[int, int] = (15, 25)) -> 
 
 
 def test_registered_with_display_names_and_listed():
+    from fedx_bench.methods import display_name
+
+    assert display_name("simclr@ldawa") == "FedSimCLR + L-DAWA" and display_name("simsiam") == "FedSimSiam"
     assert METHODS.meta("simsiam")["display"] == "FedSimSiam" and METHODS.meta("fedema")["display"] == "FedEMA"
     aggs = dict(api.list_registry("aggregators"))
     assert set(aggs) == {"fedavg", "ldawa"} and all(aggs.values())
@@ -441,16 +445,23 @@ TINY = {
 }
 
 
-def test_ldawa_stats_are_stored_per_round(tmp_path):
+def test_ldawa_runs_store_their_stats_and_report_as_their_own_rows(tmp_path):
     doc = tmp_path / "s.yaml"
-    doc.write_text("name: tiny-ldawa\nbase: {method: simclr, federation: {aggregator: ldawa}}\n")
+    doc.write_text("name: tiny-ldawa\nbase: {method: simclr}\ncases: [{}, {federation: {aggregator: ldawa}}]\n")
     suite = load_suite(doc, overrides=TINY)
     res = api.run_suite(suite, tmp_path / "res", progress="quiet")
-    assert res.counts["done"] == 1
-    rid = suite.runs[0].run_id
+    assert res.counts["done"] == 2
+    rid = next(r.run_id for r in suite.runs if r.federation.aggregator == "ldawa")
     lines = [json.loads(x) for x in (tmp_path / "res" / "runs" / rid / "metrics.jsonl").read_text().splitlines()]
     trained = [x for x in lines if x.get("round", 0) >= 1 and "aggregator_stats" in x]
     assert trained and -1 <= trained[0]["aggregator_stats"]["ldawa_cos_mean"] <= 1
+    # the report keeps FedAvg and L-DAWA runs of one method apart (never averaged together)
+    frame = results_frame(tmp_path / "res")
+    assert sorted(frame["method"]) == ["simclr", "simclr@ldawa"]
+    assert sorted(frame["aggregator"]) == ["fedavg", "ldawa"]
+    table = api.report(tmp_path / "res").splitlines()
+    rows = [line.split("|")[1].strip() for line in table if line.startswith("| Fed")]
+    assert rows == ["FedSimCLR", "FedSimCLR + L-DAWA"]
 
 
 def test_plugin_vicreg_example_runs_with_and_without_fedx(tmp_path, monkeypatch):
