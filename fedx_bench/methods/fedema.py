@@ -17,8 +17,10 @@ Choices where the paper is silent or the authors' code differs (README, "Methods
 * What is mixed: the online encoder (backbone + projector) and the predictor, parameters only; BN running
   statistics are the received global ones (the authors' EMA helper moves parameters only). The EMA target stays
   the client's own (BYOL's behaviour here), initialised from the global online network at first participation.
-* ‖·‖: the mean over the backbone's conv weight tensors of the L2 distance, the divergence FedU uses here and
-  the authors' code measures (``fedu.conv_weights``); a backbone without conv layers uses all its ≥2-d weights.
+* ‖·‖: the mean over the backbone's conv weight tensors of the L2 distance (the measure FedU uses here and the
+  authors' code uses, ``fedu.conv_weights``), between the received global model and the client's previous trained
+  one as the paper writes it (the authors' code measures how far the previous local training moved the model); a
+  backbone without conv layers uses all its ≥2-d weights.
 * λ is measured at the client's second participation from the then-received global model, i.e. the paper's
   ‖W_g^{r+1} − W_k^r‖ when the client also takes part in round r + 1 (always, with full participation). If that
   divergence is exactly 0 the update is a no-op (μ = 0) and λ is measured at the next round instead.
