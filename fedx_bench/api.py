@@ -11,7 +11,7 @@ from typing import Any
 from .config import RunConfig, SuiteConfig, load_suite
 from .errors import UserError
 from .progress import Progress
-from .registry import BACKBONES, DATASETS, EVALUATIONS, METHODS, load_builtins
+from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS, METHODS, load_builtins
 from .runner import DatasetCache, RunOutcome, execute_run
 from .store import RunStore
 
@@ -160,11 +160,12 @@ def list_suites(suites_dir: str | Path | None = None) -> list[str]:
 
 
 def list_registry(kind: str) -> list[tuple[str, str]]:
-    """``methods|datasets|protocols|backbones|suites`` → [(name, description)]."""
+    """``methods|datasets|protocols|backbones|aggregators|suites`` → [(name, description)]."""
     load_builtins()
     if kind == "suites":
         return [(s, "") for s in list_suites()]
-    reg = {"methods": METHODS, "datasets": DATASETS, "protocols": EVALUATIONS, "backbones": BACKBONES}[kind]
+    reg = {"methods": METHODS, "datasets": DATASETS, "protocols": EVALUATIONS, "backbones": BACKBONES,
+           "aggregators": AGGREGATORS}[kind]
     out = []
     for name in reg.names():
         meta = reg.meta(name)

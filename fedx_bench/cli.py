@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="every run of a results directory: state, round, metrics, device, ETA")
     st.add_argument("results_dir")
     st.add_argument("--suite", default=None, help="only runs of this suite (its not-yet-started runs included)")
-    ls = sub.add_parser("list", help="list registered methods, datasets, protocols, backbones or suites")
-    ls.add_argument("kind", choices=["methods", "datasets", "protocols", "backbones", "suites"])
+    ls = sub.add_parser("list", help="list registered methods, datasets, protocols, backbones, aggregators or suites")
+    ls.add_argument("kind", choices=["methods", "datasets", "protocols", "backbones", "aggregators", "suites"])
     return p
 
 

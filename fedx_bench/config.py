@@ -75,6 +75,7 @@ class FederationConfig:
     local_epochs: int = 10
     sample_fraction: float = 1.0
     partition_seed: int | None = None  # None: the run's seed (the reference seeds both with init_seed)
+    aggregator: str = "fedavg"  # server rule, a name in AGGREGATORS (fedavg | ldawa); in the run id unless fedavg
 
 
 @dataclass
@@ -169,6 +170,8 @@ class RunConfig:
             d["perf"].pop(k)
         d["data"].pop("root")
         d["data"].pop("download")
+        if d["federation"]["aggregator"] == "fedavg":  # the default: left out, so earlier run ids are unchanged
+            d["federation"].pop("aggregator")
         return d
 
     @property
@@ -179,7 +182,8 @@ class RunConfig:
     def label(self) -> str:
         """Short human label, e.g. ``simclr+fedx/cifar10/s0``."""
         fx = "" if not self.fedx.enabled else ("+fedx" if self.fedx.variant == "fedx" else f"+{self.fedx.variant}")
-        return f"{self.method}{fx}/{self.data.name}/s{self.seed}"
+        agg = "" if self.federation.aggregator == "fedavg" else f"@{self.federation.aggregator}"
+        return f"{self.method}{agg}{fx}/{self.data.name}/s{self.seed}"
 
 
 @dataclass
@@ -301,7 +305,7 @@ def _normalise_shorthands(d: dict[str, Any]) -> dict[str, Any]:
 
 def validate_run(cfg: RunConfig) -> RunConfig:
     """Semantic checks beyond types: values that cannot work. Also checks registry names."""
-    from .registry import BACKBONES, DATASETS, EVALUATIONS, load_builtins
+    from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS, load_builtins
 
     load_builtins()
 
@@ -375,6 +379,11 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         EVALUATIONS.get(p)
     DATASETS.get(cfg.data.name)
     BACKBONES.get(cfg.model.backbone)
+    if f.aggregator not in AGGREGATORS:
+        try:
+            AGGREGATORS.get(f.aggregator)
+        except ConfigError as err:
+            raise bad("federation.aggregator", str(err)) from None
     from .methods import resolve_method
 
     method_cls = resolve_method(cfg.method)

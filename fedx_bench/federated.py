@@ -1,4 +1,4 @@
-"""The shared federated loop: broadcast, local training, FedAvg, per-round hooks.
+"""The shared federated loop: broadcast, local training, aggregation (``federation.aggregator``), per-round hooks.
 
 Every method plugs in through the ``Method`` interface; nothing here knows about SimCLR or FedX.
 All randomness of a client's round (shuffles, augmentations, random batch) comes from a generator
@@ -17,8 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .aggregation import AGGREGATORS, fedavg
 from .config import RunConfig
 from .methods import ClientState, Method
+
+__all__ = ["ClientData", "FederatedTrainer", "RoundResult", "derive_seed", "fedavg", "resolve_device"]
 
 
 def derive_seed(*parts: int) -> int:
@@ -36,29 +39,6 @@ def resolve_device(name: str) -> torch.device:
 
         raise UserError(f"device {name!r} requested but CUDA is not available on this machine (use --device cpu)")
     return torch.device(name)
-
-
-def fedavg(states: list[dict[str, Tensor]], weights: list[float]) -> dict[str, Tensor]:
-    """Weighted average of every entry, weights normalised over the participants (fixes spec §6.7).
-
-    Integer buffers (BN's ``num_batches_tracked``) are averaged in float64 and rounded back.
-    """
-    if not states:
-        raise ValueError("fedavg needs at least one client state")
-    total = float(sum(weights))
-    w = [float(x) / total for x in weights]
-    out: dict[str, Tensor] = {}
-    for k in states[0]:
-        ref = states[0][k]
-        if ref.is_floating_point():
-            acc = torch.zeros_like(ref)
-            for wi, s in zip(w, states):
-                acc.add_(s[k], alpha=wi)
-            out[k] = acc
-        else:
-            acc64 = sum(wi * s[k].double() for wi, s in zip(w, states))
-            out[k] = torch.round(acc64).to(ref.dtype)  # type: ignore[union-attr]
-    return out
 
 
 @dataclass
@@ -90,7 +70,8 @@ def _make_optimizer(params: list[torch.nn.Parameter], cfg: RunConfig) -> torch.o
 
 
 class FederatedTrainer:
-    """Runs rounds of FedAvg over a method; holds the global model and every client's persistent state."""
+    """Runs federated rounds of a method; holds the global model and every client's persistent state. The server's
+    rule is the registered aggregator named by ``federation.aggregator`` (FedAvg by default)."""
 
     def __init__(
         self,
@@ -104,6 +85,7 @@ class FederatedTrainer:
     ) -> None:
         self.cfg = cfg
         self.device = device
+        self.aggregator = AGGREGATORS.get(cfg.federation.aggregator)
         self.global_model = global_model.to(device)
         perf = cfg.perf
         self.channels_last = perf.channels_last
@@ -174,10 +156,14 @@ class FederatedTrainer:
                 stats.setdefault(name, []).append(float(val))
             states.append({kk: v.detach().clone() for kk, v in self.local_model.shared_state().items()})
             weights.append(self.client_sizes[k])
-        self.global_model.load_shared_state(fedavg(states, weights))
+        param_keys = frozenset(k for k, _ in self.global_model.named_parameters())
+        agg = self.aggregator(states, weights, global_shared, param_keys)
+        self.global_model.load_shared_state(agg.state)
         self.round = r
         losses = {name: v / max(total_steps, 1) for name, v in sums.items()}
         extra: dict[str, Any] = {}
+        if agg.stats:  # e.g. L-DAWA's mean / minimum layer cosine
+            extra["aggregator_stats"] = dict(agg.stats)
         if stats:  # mean over the round's clients (e.g. FedU: share of clients keeping their local predictor)
             extra["method_stats"] = {name: sum(v) / len(v) for name, v in stats.items()}
         return RoundResult(r, selected, losses, total_steps, time.perf_counter() - t0, extra)

@@ -1,4 +1,4 @@
-"""One small registry type used for methods, datasets, backbones and evaluation protocols.
+"""One small registry type used for methods, datasets, backbones, evaluation protocols and aggregators.
 
 Modelled on timm's ``register_model``/``list_models``: a decorator registers a factory under a
 name, ``get`` looks it up with a helpful error, ``names`` lists what is there.
@@ -68,11 +68,12 @@ METHODS: Registry[Any] = Registry("method")
 DATASETS: Registry[Any] = Registry("dataset")
 BACKBONES: Registry[Any] = Registry("backbone")
 EVALUATIONS: Registry[Any] = Registry("evaluation protocol")
+AGGREGATORS: Registry[Any] = Registry("aggregator")
 
 
 def load_builtins() -> None:
     """Import the built-in modules so that their ``register`` calls have run (idempotent)."""
     import importlib
 
-    for mod in ("data", "models", "methods", "evaluation"):
+    for mod in ("data", "models", "methods", "evaluation", "aggregation"):
         importlib.import_module(f"fedx_bench.{mod}")

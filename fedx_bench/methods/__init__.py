@@ -15,7 +15,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..models import build_backbone
 from ..registry import METHODS
-from . import byol, fedu, moco, protocl, simclr  # noqa: F401  (registers)
+from . import byol, fedema, fedu, moco, protocl, simclr, simsiam  # noqa: F401  (registers)
 from .base import ClientState, Method, StepOutput, forward_views, frozen_copy
 from .fedx import FedX, wrap_fedx
 
@@ -62,7 +62,15 @@ def resolve_method(name: str) -> type[Method]:
 
 
 def display_name(name: str) -> str:
-    """Paper-style name, e.g. ``simclr`` → ``FedSimCLR``."""
+    """Paper-style name, e.g. ``simclr`` → ``FedSimCLR``; ``method@aggregator`` (a report's key for a run with a
+    non-default ``federation.aggregator``) → ``FedSimCLR + L-DAWA``."""
+    if "@" in name:
+        from ..registry import AGGREGATORS, load_builtins
+
+        load_builtins()
+        method, _, agg = name.rpartition("@")
+        agg_name = AGGREGATORS.meta(agg).get("display", agg) if agg in AGGREGATORS else agg
+        return f"{display_name(method)} + {agg_name}"
     if name in METHODS:
         return METHODS.meta(name).get("display", name)
     return name.rsplit(":", 1)[-1]

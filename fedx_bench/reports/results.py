@@ -143,13 +143,15 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
     optim = cfg.get("optim", {})
     evcfg = cfg.get("eval", {})
     partition = fed.get("partition")
+    agg = fed.get("aggregator", "fedavg")
     beta = fed.get("beta") if partition == "dirichlet" else None
     row: dict[str, Any] = {
         "run_id": rec["run_id"],
         "results_dir": rec["results_dir"],
         "state": rec["status"].get("state"),
         "label": spec.get("label"),
-        "method": cfg.get("method"),
+        "method": cfg.get("method") if agg == "fedavg" else f"{cfg.get('method')}@{agg}",
+        "aggregator": agg,
         "fedx": bool(fx.get("enabled")),
         "variant": fx.get("variant") if fx.get("enabled") else "none",
         "dataset": data.get("name"),

@@ -1,0 +1,31 @@
+"""The aggregator contract: how the server turns the round's client states into the next global state.
+
+An aggregator is a callable registered in ``AGGREGATORS`` and named by ``federation.aggregator``:
+
+    aggregator(states, weights, global_state, param_keys) -> Aggregate
+
+* ``states``: each participant's ``shared_state()`` after local training, in client order;
+* ``weights``: each participant's number of training samples;
+* ``global_state``: the round's starting global model (the one the clients received), same keys;
+* ``param_keys``: which keys are learnable parameters (the rest are buffers such as BN statistics).
+
+``Aggregate.stats`` holds scalar diagnostics, stored per round in ``metrics.jsonl`` as ``aggregator_stats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+
+@dataclass
+class Aggregate:
+    """The next global state and the aggregator's diagnostics for this round."""
+
+    state: dict[str, Tensor]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+Aggregator = Callable[[list[dict[str, Tensor]], list[float], dict[str, Tensor], frozenset[str]], Aggregate]
