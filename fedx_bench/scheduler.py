@@ -1065,8 +1065,11 @@ def _consume(tasks: list[RunTask], be: _Backend, out: queue.Queue) -> None:
         # joblib < 1.4 has no unordered generator: outcomes then arrive in submission order (same results)
         unordered = tuple(int(x) for x in joblib.__version__.split(".")[:2]) >= (1, 4)
         with parallel_config(**be.parallel_kwargs):
-            par = Parallel(n_jobs=be.n_jobs, return_as="generator_unordered" if unordered else "generator",
-                           batch_size=1)
+            try:
+                par = Parallel(n_jobs=be.n_jobs, return_as="generator_unordered" if unordered else "generator",
+                               batch_size=1)
+            except ValueError:  # a backend without generators (Ray's): outcomes at the end; progress still polls
+                par = Parallel(n_jobs=be.n_jobs, batch_size=1)
             for res in par(delayed(supervise)(t) for t in tasks):
                 out.put(res)
     except BaseException as e:  # noqa: BLE001 - handed to the main thread

@@ -336,18 +336,28 @@ def test_impossible_partition_exit_2_before_any_run(tmp_path, capsys, jobs, chan
 
 
 def test_concurrent_invocations_share_the_work_and_both_exit_0(tmp_path):
-    doc = dict(TINY, base=dict(TINY["base"], federation=dict(TINY["base"]["federation"], rounds=4)))
-    suite, res = _suite(tmp_path, doc), tmp_path / "res"
+    """Two invocations on one store. The first run is held (by this test) until both have said "running
+    elsewhere", so they overlap for sure; then they share the work: each run trained once, both exit 0."""
+    from fedx_bench.scheduler import run_lock
+
+    suite, res = _suite(tmp_path, TINY), tmp_path / "res"
+    first = expand_suite(TINY).runs[0].run_id
     cmd = [sys.executable, "-m", "fedx_bench.cli", "run", str(suite), "--results", str(res), "--log"]
-    a = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(res.glob("runs/*/spec.json")):
-        time.sleep(0.2)  # A holds its first run
-    b = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    (out_a, err_a), (out_b, err_b) = a.communicate(timeout=300), b.communicate(timeout=300)
-    assert a.returncode == 0 and b.returncode == 0, (err_a[-1500:], err_b[-1500:])
-    assert "FAILED" not in out_a + out_b and "traceback.txt" not in out_a + out_b
-    assert "running elsewhere" in err_b
+    procs, errs = [], [tmp_path / "a.err", tmp_path / "b.err"]
+    with run_lock(res / "runs" / first) as held:
+        assert held
+        for e in errs:
+            procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=e.open("w"),
+                                          text=True))
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not all("running elsewhere" in e.read_text() for e in errs):
+            assert all(p.poll() is None for p in procs), [e.read_text()[-800:] for e in errs]
+            time.sleep(0.2)
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    text = [e.read_text() for e in errs]
+    assert [p.returncode for p in procs] == [0, 0], [t[-1500:] for t in text]
+    assert all("running elsewhere" in t for t in text)
+    assert "FAILED" not in "".join(outs) and "traceback.txt" not in "".join(outs)
     for d in (res / "runs").iterdir():
         st = json.loads((d / "status.json").read_text())
         assert st["state"] == "done" and len(st["attempts"]) == 1  # trained once, by one of them
