@@ -25,13 +25,12 @@ import pytest
 import torch
 import yaml
 
-from fedx_bench import api
+from fedx_bench import api, store
 from fedx_bench.cli import main
 from fedx_bench.config import expand_suite
 from fedx_bench.progress import Progress
 from fedx_bench.runner import execute_run
 from fedx_bench.scheduler import ParallelProgress
-from fedx_bench.store import inspect_run, left_out_runs, load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {
@@ -170,7 +169,8 @@ class Crasher(SimCLR):
 def test_jobs1_hard_crashes_are_isolated_and_suite_goes_on(tmp_path):
     (tmp_path / "crasher.py").write_text(textwrap.dedent(CRASHER))
     modes = ["none", "exit17", "sigkill", "segv", "none"]
-    doc = dict(TINY, grid={"fedx": [False]}, cases=[{"method_args": {"mode": m}, "seed": i} for i, m in enumerate(modes)])
+    cases = [{"method_args": {"mode": m}, "seed": i} for i, m in enumerate(modes)]
+    doc = dict(TINY, grid={"fedx": [False]}, cases=cases)
     doc["base"] = dict(TINY["base"], method="crasher:Crasher",
                        federation=dict(TINY["base"]["federation"], rounds=1))
     res = tmp_path / "res"
@@ -197,21 +197,21 @@ def test_damaged_done_run_is_detected_reported_and_rerun(tmp_path, uninterrupted
     res = tmp_path / "res"
     assert api.run_suite(_suite(tmp_path, doc), res, progress="quiet").counts["done"] == 1
     run = res / "runs" / cfg.run_id
-    assert inspect_run(run) == ("done", None)
+    assert store.inspect_run(run) == ("done", None)
     f = run / name
     text = f.read_text()
     f.write_text(text[: len(text) // 2] if name != "metrics.jsonl" else "".join(text.splitlines(True)[:-1]))
-    state, problem = inspect_run(run)
+    state, problem = store.inspect_run(run)
     if name == "status.json":  # unreadable status: not done (re-run), named as damaged
         assert state == "damaged" and "status.json" in problem
     else:
         assert state == "damaged" and name in problem, (state, problem)
-        (rec,) = load_results(res)
+        (rec,) = store.load_results(res)
         assert rec["status"]["state"] == "damaged" and name in rec["problem"]  # no table counts it
-        assert [(r, s) for r, s, _ in left_out_runs(res)] == [(cfg.run_id, "damaged")]
+        assert [(r, s) for r, s, _ in store.left_out_runs(res)] == [(cfg.run_id, "damaged")]
     again = api.run_suite(_suite(tmp_path, doc), res, progress="quiet")
     assert again.counts["done"] == 1 and again.counts["skipped"] == 0  # re-run, not skipped
-    assert inspect_run(run) == ("done", None)
+    assert store.inspect_run(run) == ("done", None)
     assert _metrics(res, cfg.run_id) == want
 
 
@@ -288,7 +288,7 @@ def test_disk_full_and_read_only_store(tmp_path):
             assert lines and str(res) in lines[0], out[-2000:]
             assert "1 skipped, 1 failed" in p.stdout
             assert _snapshot(runs[0]) == done_before  # nothing already written is damaged
-            assert inspect_run(runs[0]) == ("done", None)
+            assert store.inspect_run(runs[0]) == ("done", None)
         for f in mnt.glob("filler*"):
             f.unlink()
         p = _cli(["run", str(suite), "--results", str(res), "--quiet"], tmp_path)
@@ -297,8 +297,6 @@ def test_disk_full_and_read_only_store(tmp_path):
 
 def test_write_errors_name_the_file(tmp_path, monkeypatch):
     """Without root (no tmpfs): a patched writer gives the same one-line error naming the destination file."""
-    from fedx_bench import store
-
     real = os.replace
 
     def full(src, dst):
