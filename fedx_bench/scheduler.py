@@ -876,6 +876,14 @@ class ParallelProgress:
         who = f" (pid {st.get('pid')} on {st.get('host')})" if st.get("pid") else ""
         self.prog.log(f"[{self.labels.get(run_id, run_id)}] running elsewhere{who}; waiting for it")
 
+    def _held_elsewhere(self, st: dict[str, Any], run_id: str) -> bool:
+        """Another invocation's live run process works on it (its pid alive, the lock held)."""
+        if st.get("state") != "running" or not st.get("pid"):
+            return False
+        if st.get("host") == socket.gethostname() and not _pid_alive(int(st["pid"])):
+            return False
+        return _locked_elsewhere(self.results_dir / "runs" / run_id)
+
     def _warnings(self, run_id: str, st: dict[str, Any]) -> None:
         ws = st.get("warnings") or []
         key = f"{run_id}:{st.get('attempt')}"
@@ -885,11 +893,13 @@ class ParallelProgress:
 
     def poll(self, active: Sequence[str]) -> None:
         for run_id in active:
-            if run_id in self.finished or run_id in self._elsewhere:
-                continue  # a run held by another invocation: its status is not ours to show
+            if run_id in self.finished:
+                continue
             st = self._status(run_id)
             if self.invocation is not None and st.get("invocation") != self.invocation:
-                continue  # not yet claimed by our run process: what is there is a previous invocation's
+                if run_id not in self._elsewhere and self._held_elsewhere(st, run_id):
+                    self.elsewhere(run_id)
+                continue  # not claimed by our run process: what is there is another invocation's, not ours to show
             self._warnings(run_id, st)
             if st.get("state") != "running" or st.get("start_round") is None:
                 continue  # start_round is set once the run has loaded its checkpoint: then we know where it is
@@ -960,8 +970,9 @@ class ParallelProgress:
             # a short run can start and end between two polls of its status: still say that it started
             self._seen[outcome.run_id] = (None, None, "")
             self.prog.log(f"[{label}] start on {device or '?'}")
-        if outcome.state != "interrupted":  # warnings of its last moments (e.g. a checkpoint fallback)
-            self._warnings(outcome.run_id, self._status(outcome.run_id))
+        st = self._status(outcome.run_id)
+        if outcome.state not in ("skipped", "interrupted") and st.get("invocation") == self.invocation:
+            self._warnings(outcome.run_id, st)  # warnings of its last moments (e.g. a checkpoint fallback)
         note = getattr(outcome, "note", None)
         if note:
             self.prog.log(f"[{label}] {note}")
