@@ -53,24 +53,34 @@ def run_suite(
     ray_address: str | None = None,
     retries: int = 0,
     threads_per_run: int | None = None,
+    in_process: bool = False,
 ) -> SuiteResult:
     """Run every run of a suite (skipping finished ones, resuming unfinished ones); never raises for a
     failed run: failures are recorded in the store and counted in the result.
 
-    One run at a time (the default) runs in this process, as always. More at once (``jobs`` > 1, or several
-    GPU slots in ``devices="0,1,2,3"`` x ``runs_per_device``) or ``backend="dask"|"ray"`` fan the runs out,
-    each in its own process on a leased device, so a crash takes down only that run; see
-    ``fedx_bench.scheduler``. ``retries`` re-runs a failed run up to N times, resuming from its checkpoint.
+    Every run executes in its own process (one at a time by default; ``jobs`` > 1, several GPU slots in
+    ``devices="0,1,2,3"`` x ``runs_per_device``, or ``backend="dask"|"ray"`` run several at once on leased
+    devices), so a crash, ``os._exit`` or OOM kill takes down only that run; see ``fedx_bench.scheduler``.
+    ``in_process=True`` runs them one after another inside this process instead (no crash isolation).
+    ``retries`` re-runs a failed run up to N times, resuming from its checkpoint. ``threads_per_run``: CPU
+    threads of every run (default 1 in every mode; part of what a run computes, reused on resume).
     """
     from .scheduler import SchedulerOptions, parse_devices, plan_local, run_parallel
 
     opts = SchedulerOptions(jobs=jobs, devices=parse_devices(devices), runs_per_device=runs_per_device,
                             backend=backend, scheduler_address=scheduler_address, ray_address=ray_address,
-                            retries=retries, threads_per_run=threads_per_run)
+                            retries=retries, threads_per_run=threads_per_run, in_process=in_process)
     if device is not None and opts.devices is not None:
         raise UserError("give either --device or --devices, not both")
+    if in_process and backend != "loky":
+        raise UserError(f"in-process execution runs locally; it cannot be combined with --backend {backend}")
     cfg = suite if isinstance(suite, SuiteConfig) else load_suite(suite, overrides)
-    plan = plan_local(opts, device) if backend == "loky" else None
+    suite_device = device
+    if suite_device is None:  # the suite's own device (e.g. ``device: cpu``) when every run names the same one
+        named = {r.device for r in cfg.runs}
+        if len(named) == 1 and next(iter(named)) not in (None, "auto"):
+            suite_device = next(iter(named))
+    plan = plan_local(opts, suite_device) if backend == "loky" else None
     for r in cfg.runs:
         if device is not None:
             r.device = device
@@ -81,8 +91,7 @@ def run_suite(
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     store = RunStore(results_dir)
     cache = DatasetCache(data_root)
-    for r in cfg.runs:  # preflight: every dataset is found and readable before any run starts
-        cache.get(r)
+    preflight(cfg.runs, cache)
     store.write_suite(cfg.name, {
         "name": cfg.name, "source": cfg.source, "description": cfg.description,
         "reduced_from": cfg.reduced_from, "run_ids": [r.run_id for r in cfg.runs],
@@ -91,13 +100,14 @@ def run_suite(
     res = SuiteResult(cfg.name, results_dir=str(results_dir))
     t0 = time.perf_counter()
     if plan is None or not plan.in_process:
-        res.outcomes = run_parallel(cfg.runs, results_dir, cfg.name, data_root, prog, opts, device)
+        res.outcomes = run_parallel(cfg.runs, results_dir, cfg.name, data_root, prog, opts, suite_device)
         res.wall_seconds = time.perf_counter() - t0
         return res
     prog.suite_start(cfg.name, len(cfg.runs))
     try:
         for run_cfg in cfg.runs:
-            res.outcomes.append(_run_in_process(run_cfg, results_dir, cache, prog, cfg.name, retries))
+            res.outcomes.append(_run_in_process(run_cfg, results_dir, cache, prog, cfg.name, retries,
+                                                threads_per_run))
             prog.suite_advance()
     finally:
         prog.suite_end()
@@ -105,36 +115,77 @@ def run_suite(
     return res
 
 
+def preflight(runs: Sequence[RunConfig], cache: DatasetCache) -> None:
+    """Everything that can be checked before training, for every run, before any run starts (so bad input
+    exits 2 and leaves no status behind): the dataset is found and readable, and the data fraction and the
+    partition can be made (more clients than samples, a tiny ``train_limit`` or ``fraction``)."""
+    from .runner import make_partition, prepare_data
+
+    seen: set[tuple[Any, ...]] = set()
+    for r in runs:
+        ds = cache.get(r)
+        f = r.federation
+        key = (id(ds), r.data.fraction, r.seed, f.partition, f.clients, f.beta, f.min_size, f.partition_seed)
+        if key in seen:
+            continue
+        seen.add(key)
+        data = prepare_data(r, cache)
+        try:
+            make_partition(r, data.train_y, ds.num_classes)
+        except UserError as e:
+            raise type(e)(f"run {r.label}: {' '.join(str(e).split())}") from None
+
+
 def _run_in_process(cfg: RunConfig, results_dir: str | Path, cache: DatasetCache, prog: Progress, suite: str,
-                    retries: int) -> RunOutcome:
+                    retries: int, threads: int | None = None) -> RunOutcome:
     """One run in this process, holding its run lock (so a parallel invocation never writes it too), with retries
-    that resume from the last checkpoint."""
-    from .scheduler import mark_owner, run_lock
+    that resume from the last checkpoint. A run another live invocation holds is waited for."""
+    import contextlib
+
+    from .scheduler import LOCK_WAIT_SECONDS, _locked_elsewhere, mark_owner, run_lock
 
     rd = RunStore(results_dir).run(cfg.run_id)
     out = RunOutcome(cfg.run_id, cfg.label, "failed")
-    for attempt in range(1, retries + 2):
+    attempt = 0
+    waited = False
+    while attempt < retries + 1:
+        if _locked_elsewhere(rd.path):
+            st = rd.status
+            prog.log(f"[{cfg.label}] running elsewhere (pid {st.get('pid')} on {st.get('host')}); waiting for it")
+            waited = True
+            while _locked_elsewhere(rd.path):
+                time.sleep(LOCK_WAIT_SECONDS)
         with run_lock(rd.path) as held:
-            if not held:
-                st = rd.status
-                err = f"run is locked by another live process (pid {st.get('pid')} on {st.get('host')})"
-                prog.log(f"[{cfg.label}] skipped: {err}")
-                return RunOutcome(cfg.run_id, cfg.label, "failed", error=err)
+            if not held:  # taken between our look and now: wait again
+                waited = True
+                continue
+            attempt += 1
+            if waited and rd.is_done():
+                prog.log(f"[{cfg.label}] finished by another invocation")
+                return RunOutcome(cfg.run_id, cfg.label, "skipped", note="finished by another invocation")
             if not rd.is_done():
-                mark_owner(rd, attempt)
-            out = execute_run(cfg, results_dir, cache, prog, suite=suite)
+                try:
+                    mark_owner(rd, attempt)
+                except OSError as e:  # a full or read-only results dir: one line, the suite goes on
+                    from .store import one_line_error
+
+                    return RunOutcome(cfg.run_id, cfg.label, "failed", error=one_line_error(e))
+            out = execute_run(cfg, results_dir, cache, prog, suite=suite, threads=threads)
         if out.state != "failed":
             break
         st = rd.status
-        rd.set_status(st.get("state", "failed"), attempts=[*st.get("attempts", []), {
-            "attempt": attempt, "state": out.state, "error": out.error, "device": st.get("device"),
-            "host": st.get("host"), "exit_code": None}])
+        with contextlib.suppress(OSError):
+            rd.set_status(st.get("state", "failed"), attempts=[*st.get("attempts", []), {
+                "attempt": attempt, "state": out.state, "error": out.error, "device": st.get("device"),
+                "host": st.get("host"), "exit_code": None}])
     return out
 
 
-def run_one(cfg: RunConfig, results_dir: str | Path = "results", data_root: str | None = None) -> RunOutcome:
-    """Run a single configuration (notebook convenience)."""
-    return execute_run(cfg, results_dir, DatasetCache(data_root))
+def run_one(cfg: RunConfig, results_dir: str | Path = "results", data_root: str | None = None,
+            threads: int | None = None) -> RunOutcome:
+    """Run a single configuration in this process (notebook convenience; no crash isolation). ``threads``: CPU
+    threads for the run (default 1, as in a suite; restored afterwards)."""
+    return execute_run(cfg, results_dir, DatasetCache(data_root), threads=threads)
 
 
 def summary_table(results_dir: str | Path, suite: str | None = None) -> str:

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log", action="store_true", help="plain progress lines instead of bars")
     par = r.add_argument_group("parallel runs (each run in its own process; see `fedx_bench.scheduler`)")
     par.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
-                     help="runs at once (default: 1, in this process; with --devices: one per device slot)")
+                     help="runs at once, each in its own process (default: 1; with --devices: one per device slot)")
     par.add_argument("--devices", default=None, metavar="LIST",
                      help="GPU indices to lease to runs, e.g. 0,1,2,3, or cpu (default: every GPU, else cpu)")
     par.add_argument("--runs-per-device", type=int, default=1, metavar="K", help="runs sharing one GPU (default 1)")
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--retries", type=int, default=0, metavar="N",
                      help="re-run a failed run up to N times, resuming from its last checkpoint")
     par.add_argument("--threads-per-run", type=int, default=None, metavar="T",
-                     help="CPU threads per run process (default: cores // jobs)")
+                     help="CPU threads per run (default 1, whatever --jobs; recorded, reused on resume)")
+    par.add_argument("--in-process", action="store_true", help="run the runs in this process (no crash isolation)")
     rep = sub.add_parser("report", help="print Table 1 and write the paper-style report folder (tables, figures)")
     rep.add_argument("source", help="a results directory, or a suite name / suite YAML (its runs under --results)")
     rep.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="format of the printed table")
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fedx-bench: interrupted; finished runs and per-round checkpoints are kept", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, read-only, unwritable: one line naming the path; 1 for run, 2 for a destination
+        print(f"fedx-bench: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1 if args.cmd == "run" else 2
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -158,7 +162,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                             _parse_set(args.set), jobs=args.jobs, devices=args.devices,
                             runs_per_device=args.runs_per_device, backend=args.backend,
                             scheduler_address=args.scheduler_address, ray_address=args.address,
-                            retries=args.retries, threads_per_run=args.threads_per_run)
+                            retries=args.retries, threads_per_run=args.threads_per_run,
+                            in_process=args.in_process)
         c = res.counts
         print(api.summary_table(args.results, res.name))
         other = "".join(f", {n} {k}" for k, n in c.items() if k not in ("done", "skipped", "failed") and n)

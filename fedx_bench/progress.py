@@ -25,7 +25,7 @@ class Progress:
         self._suite_bar: Any = None
         self._run_bar: Any = None
         self._run_label = ""
-        self._run_start = 0.0
+        self._run_start: float | None = None  # None: no run started (a run can fail before it starts)
         self._total_rounds = 0
 
     def log(self, msg: str) -> None:
@@ -87,14 +87,21 @@ class Progress:
             self._run_bar.update(1)
             return
         done = round_idx - self._start_round
-        elapsed = time.perf_counter() - self._run_start
+        elapsed = time.perf_counter() - (self._run_start or time.perf_counter())
         eta = elapsed / max(done, 1) * (self._total_rounds - round_idx)
         parts = " ".join(f"{k}={v:.4g}" for k, v in shown.items())
         self.log(f"[{self._run_label}] round {round_idx}/{self._total_rounds} {parts} "
                  f"elapsed={_fmt_secs(elapsed)} eta={_fmt_secs(eta)}")
 
-    def run_end(self, state: str, summary: str = "") -> None:
+    def run_end(self, state: str, summary: str = "", label: str | None = None) -> None:
+        """End of a run; ``label`` names it when it may have failed before ``run_start`` (then no time is shown:
+        there is no start to measure from)."""
         if self._run_bar is not None:
             self._run_bar.close()
             self._run_bar = None
-        self.log(f"[{self._run_label}] {state} in {_fmt_secs(time.perf_counter() - self._run_start)} {summary}")
+        started = self._run_start is not None and (label is None or label == self._run_label)
+        label = label or self._run_label
+        took = f"in {_fmt_secs(time.perf_counter() - self._run_start)}" if started and self._run_start else \
+            "before training started:"
+        self.log(f"[{label}] {state} {took} {summary}".rstrip())
+        self._run_start = None

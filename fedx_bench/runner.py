@@ -1,12 +1,16 @@
 """Execute one run end to end: data → partition → method (+FedX) → federated loop → evaluations → store.
 
-A run is resumable: a checkpoint is written atomically after every round, and a run whose
-``status.json`` says done is skipped.
+A run is resumable: a checkpoint is written atomically after every round (the previous one is kept as the
+fallback), and a run whose result files say done and agree is skipped. A run's CPU thread count is part of
+what it is: 1 by default, recorded in ``spec.json`` and reused on resume, so numbers never depend on how many
+runs share the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -35,9 +39,19 @@ from .federated import FederatedTrainer, derive_seed, resolve_device
 from .methods import Method, build_method
 from .partition import PARTITION_VERSION, Partition, dirichlet_split, iid_split, stratified_subsample
 from .progress import Progress
-from .store import RunDir, RunStore, atomic_torch_save, atomic_write_json, environment_record
+from .store import (
+    CHECKPOINT,
+    CHECKPOINT_PREV,
+    RunDir,
+    RunStore,
+    atomic_write_json,
+    environment_record,
+    inspect_run,
+    one_line_error,
+    read_json,
+)
 
-CHECKPOINT = "checkpoint.pt"
+DEFAULT_THREADS = 1  # intra-op CPU threads of a run unless asked otherwise (--threads-per-run)
 ANGLE_FILE = "angle.json"
 
 REFERENCE_AUGMENT = {"cifar10": "reference-cifar", "svhn": "reference-svhn", "fmnist": "reference-cifar"}
@@ -260,6 +274,41 @@ class RunOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
     error: str | None = None
+    note: str | None = None  # e.g. "finished by another invocation"
+
+
+def recorded_threads(rd: RunDir) -> int | None:
+    """The CPU thread count an unfinished run started with: ``spec.json``'s ``cpu_threads``, else (runs stored
+    before it was recorded) ``env.json``'s ``device.torch_threads``; None when the run has not started."""
+    spec = read_json(rd.file("spec.json"), {})
+    if isinstance(spec, dict) and isinstance(spec.get("cpu_threads"), int):
+        return int(spec["cpu_threads"])
+    env = read_json(rd.file("env.json"), {})
+    t = ((env or {}).get("device") or {}).get("torch_threads") if isinstance(env, dict) else None
+    return int(t) if isinstance(t, int) and t > 0 else None
+
+
+def run_threads(rd: RunDir, requested: int | None) -> tuple[int, str | None]:
+    """(threads to use, warning): a resumed run keeps the count it started with, whatever is asked now."""
+    want = requested or DEFAULT_THREADS
+    resuming = rd.file(CHECKPOINT).exists() or rd.file(CHECKPOINT_PREV).exists()
+    rec = recorded_threads(rd) if resuming else None
+    if rec is not None and rec != want:
+        return rec, (f"resuming with the {rec} CPU thread(s) this run started with (asked for {want}): "
+                     "a run's numbers depend on its thread count")
+    return want, None
+
+
+def _warn(rd: RunDir, label: str, progress: Progress, msg: str) -> None:
+    """A warning the user must see: on the progress stream (or stderr) and in ``status.json["warnings"]`` (which
+    the parallel progress view prints)."""
+    line = f"[{label}] warning: {msg}"
+    if progress.mode == "quiet":
+        print(f"fedx-bench: {line}", file=sys.stderr, flush=True)
+    else:
+        progress.log(line)
+    with contextlib.suppress(OSError):
+        rd.set_status(rd.status.get("state", "pending"), warnings=[*rd.status.get("warnings", []), msg])
 
 
 def execute_run(
@@ -269,41 +318,62 @@ def execute_run(
     progress: Progress | None = None,
     suite: str | None = None,
     stop_after_round: int | None = None,
+    threads: int | None = None,
 ) -> RunOutcome:
     """Run (or resume, or skip) one configuration, writing everything into the run store.
 
-    ``stop_after_round`` exists for tests of resume: the run stops cleanly after that round, leaving
-    its checkpoint as a crash would.
+    ``threads``: intra-op CPU threads (default 1; a resumed run uses the count recorded when it started), set
+    for the run and restored afterwards. ``stop_after_round`` exists for tests of resume: the run stops cleanly
+    after that round, leaving its checkpoint as a crash would.
     """
     cache = cache or DatasetCache()
     progress = progress or Progress("quiet")
     store = RunStore(results_dir)
     rd = store.run(cfg.run_id)
-    if rd.is_done():
-        from .store import read_json
-
+    state, problem = inspect_run(rd.path)
+    if state == "done":
         return RunOutcome(cfg.run_id, cfg.label, "skipped", read_json(rd.file("eval.json"), {}).get("metrics", {}))
+    if state == "damaged" and rd.status.get("state") == "done":
+        _warn(rd, cfg.label, progress, f"recorded done but {problem} ({rd.path}); re-running it")
     t_start = time.perf_counter()
+    n_threads, why = run_threads(rd, threads)
+    if why:
+        _warn(rd, cfg.label, progress, why)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
     try:
-        return _execute(cfg, rd, cache, progress, suite, stop_after_round, t_start)
-    except UserError:
+        rd.clean_temp()
+        return _execute(cfg, rd, cache, progress, suite, stop_after_round, t_start, n_threads)
+    except UserError as e:
+        with contextlib.suppress(OSError):
+            if rd.path.is_dir():
+                rd.set_status("failed", error=one_line_error(e), progress=None)
         raise
     except KeyboardInterrupt:
-        rd.set_status("interrupted", error="KeyboardInterrupt")
+        with contextlib.suppress(OSError):
+            rd.set_status("interrupted", error="KeyboardInterrupt", progress=None)
         raise
     except Exception as e:  # noqa: BLE001 - a failed run is recorded and the suite goes on
+        err = one_line_error(e)
         tb = traceback.format_exc()
-        rd.path.mkdir(parents=True, exist_ok=True)
-        (rd.file("traceback.txt")).write_text(tb)
-        rd.set_status("failed", error=f"{type(e).__name__}: {e}")
-        progress.run_end("FAILED", f"{type(e).__name__}: {e}")
-        err = f"{type(e).__name__}: {e}"
+        with contextlib.suppress(OSError):  # disk full / read-only: the one-line error still reaches the caller
+            rd.path.mkdir(parents=True, exist_ok=True)
+            rd.file("traceback.txt").write_text(tb)
+        with contextlib.suppress(OSError):
+            rd.set_status("failed", error=err, progress=None)
+        progress.run_end("FAILED", err, label=cfg.label)
         return RunOutcome(cfg.run_id, cfg.label, "failed", {}, time.perf_counter() - t_start, err)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _resume_state(rd: RunDir, label: str, progress: Progress) -> dict[str, Any] | None:
+    return rd.load_checkpoint(warn=lambda msg: _warn(rd, label, progress, msg))
 
 
 def _execute(
     cfg: RunConfig, rd: RunDir, cache: DatasetCache, progress: Progress, suite: str | None,
-    stop_after_round: int | None, t_start: float,
+    stop_after_round: int | None, t_start: float, n_threads: int = DEFAULT_THREADS,
 ) -> RunOutcome:
     device = resolve_device(cfg.device)
     if device.type == "cuda":
@@ -312,7 +382,6 @@ def _execute(
     data = prepare_data(cfg, cache)
     ds = data.dataset
     partition = make_partition(cfg, data.train_y, ds.num_classes)
-    ckpt_path = rd.file(CHECKPOINT)
     spec = {
         "run_id": cfg.run_id,
         "label": cfg.label,
@@ -325,7 +394,9 @@ def _execute(
         "dataset": ds.provenance,
         "partition_sha256": partition.sha256,
         "subset_sha256": None if data.subset_indices is None else _hash_indices(data.subset_indices),
+        "cpu_threads": n_threads,  # not in the run id; enforced on resume (see run_threads)
     }
+    ck = _resume_state(rd, cfg.label, progress)  # before spec.json is rewritten: it holds the recorded threads
     atomic_write_json(rd.file("spec.json"), spec)
     atomic_write_json(rd.file("env.json"), environment_record(device))
     atomic_write_json(rd.file("partition.json"), partition.to_json(data.train_y))
@@ -336,20 +407,19 @@ def _execute(
     records: list[dict[str, Any]] = []
     elapsed_before = 0.0
     angle_done: dict[str, Any] = {}
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck.get("run_id") == cfg.run_id:
-            trainer.load_state_dict(ck["trainer"])
-            records = ck["records"]
-            elapsed_before = ck.get("elapsed", 0.0)
-            angle_done = ck.get("angle", {})
+    if ck is not None:
+        trainer.load_state_dict(ck["trainer"])
+        records = ck["records"]
+        elapsed_before = ck.get("elapsed", 0.0)
+        angle_done = ck.get("angle", {})
     tracker: AngleTracker | None = None
     if "angle" in cfg.eval.protocols:
         tracker = AngleTracker(cfg, data, partition.class_counts(data.train_y), device, angle_done)
         hook = tracker.on_client_trained
         trainer.on_client_trained = lambda r, k, local: hook(r, k, local, trainer.global_model)
     rounds = cfg.federation.rounds
-    rd.set_status("running", round=trainer.round, rounds=rounds, device=str(device), started=time.time(), error=None)
+    rd.set_status("running", round=trainer.round, start_round=trainer.round, rounds=rounds, device=str(device),
+                  started=time.time(), error=None, cpu_threads=n_threads)
     progress.run_start(cfg.label, rounds, trainer.round)
     start_round = trainer.round
 
@@ -387,9 +457,8 @@ def _execute(
         rec["wall_seconds"] = time.perf_counter() - t0
         records.append(rec)
         rd.write_metrics(records)
-        atomic_torch_save(ckpt_path, {"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
-                                      "elapsed": rec["wall_seconds"],
-                                      "angle": tracker.results if tracker is not None else {}})
+        rd.save_checkpoint({"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
+                            "elapsed": rec["wall_seconds"], "angle": tracker.results if tracker is not None else {}})
         done_now = r - start_round
         eta = (time.perf_counter() - t0 - elapsed_before) / max(done_now, 1) * (rounds - r)
         last = {k: v for k, v in rec.items() if k in ("linear_probe_top1", "knn_top1")}
@@ -422,8 +491,8 @@ def _execute(
         peak["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     atomic_write_json(rd.file("eval.json"), {"metrics": summary, "rounds": rounds, "wall_seconds": wall, **peak,
                                              "protocols": protocol_versions(cfg), **extra})
-    ckpt_path.unlink(missing_ok=True)
     rd.set_status("done", round=rounds, wall_seconds=wall)
+    rd.drop_checkpoints()
     lp = summary.get("linear_probe_top1", {})
     progress.run_end("done", f"probe last={lp.get('last', float('nan')):.2f} best={lp.get('best', float('nan')):.2f}"
                      if lp else "")

@@ -12,23 +12,29 @@ Why this shape
   instead of seconds of imports per run; ``FEDX_BENCH_ZYGOTE=0``: a fresh ``python -m
   fedx_bench.scheduler`` per run). Each run process leads its own session/process group, like a batch
   job: it is signalled as a group, and on kernels with autogroup scheduling each run gets its own fair share
-  of the CPU instead of all runs sharing the suite's.
+  of the CPU instead of all runs sharing the suite's. This holds in every mode, ``--jobs 1`` included: a run that
+  calls ``os._exit``, segfaults or is OOM-killed is recorded FAILED with its cause and the suite goes on. Only an
+  explicit ``in_process=True`` (``--in-process``, or ``api.run_one``) runs a run inside the calling process.
 * **Device leases.** A run's ``cfg.device`` is set to the leased device (``cuda:<i>`` or ``cpu``). GPU
   leases are a slot pool of ``runs_per_device`` lock files per GPU in the worker host's temp dir, taken
   with ``fcntl.flock``: the first free slot wins, and the kernel releases it when the holder dies, so a
   crashed run can never leak its GPU. The pool works the same under loky, Dask and Ray (no shared queue is
   needed between machines); slots are keyed by the *physical* GPU (``CUDA_VISIBLE_DEVICES`` aware) so Ray
   actors or Dask workers pinned to different GPUs never block each other. CPU runs take no lease; their
-  concurrency is the number of jobs, and each sets ``torch.set_num_threads(max(1, cores // jobs))``.
+  concurrency is the number of jobs. Every run uses ``threads_per_run`` intra-op threads (default 1, whatever
+  ``--jobs`` and the machine's cores): the count changes float reductions, so it is part of what a run is
+  (recorded in ``spec.json``, reused on resume).
   Without ``fcntl`` (Windows) devices are assigned statically round-robin by task index.
 * **Exact resume.** The runner checkpoints atomically after every round; a run process re-started on the
   same run resumes from that checkpoint. Each run process holds an exclusive lock on ``runs/<id>/.lock``
-  while it works, so two invocations (or an orphan on a cluster) never write the same run at once.
+  while it works, so two invocations (or an orphan on a cluster) never write the same run at once; a run
+  locked by another live invocation is shown "running elsewhere" and waited for (then skipped if it ended
+  done, or run here if it did not).
 * **No orphans.** The run process asks the kernel to kill it when its supervisor dies
   (``PR_SET_PDEATHSIG``), and a supervisor on the suite's own host stops its run when the suite process is
   gone (``kill -9`` of ``fedx-bench run``). On a remote Dask/Ray worker the supervisor cannot see the
   client: a killed client leaves in-flight runs to finish; re-running skips them once done, and the run
-  lock turns a concurrent duplicate into a ``locked`` failure instead of a corrupted run.
+  lock makes a concurrent duplicate wait instead of corrupting the run.
 * **Retries.** ``retries`` re-runs a failed run up to N more times inside its supervisor (holding no
   lease in between), each attempt resuming from the last checkpoint. ``status.json["attempts"]`` keeps
   every attempt's outcome.
@@ -40,7 +46,7 @@ Backends (all through joblib)
   advertises a ``GPU`` resource (``dask worker ADDR --resources GPU=<gpus*runs_per_device>``) every run is
   submitted with ``resources={"GPU": 1}`` so Dask never starts more runs on a worker than it has GPU slots;
   the lock pool then picks a free GPU on that host. CPU threads per run default to the host's cores
-  divided by the Dask threads on that host.
+  threads per run as everywhere (default 1).
 * ``ray``: ``ray.util.joblib.register_ray()`` then ``parallel_config(backend="ray")``. On a cluster with GPUs
   the pool's actors are created with ``ray_remote_args={"num_gpus": 1 / runs_per_device}``; Ray sets
   ``CUDA_VISIBLE_DEVICES`` per actor, the run process inherits it and uses ``cuda:0`` of what it sees.
@@ -91,6 +97,8 @@ EXIT_OK = 0
 EXIT_RUN_FAILED = 3  # the failure is already recorded in status.json / traceback.txt
 EXIT_LOCKED = 4  # another live process holds the run's lock
 POLL_SECONDS = 0.5
+LOCK_WAIT_SECONDS = 1.0  # how often a supervisor looks whether a run locked elsewhere is free
+DEFAULT_THREADS = 1  # intra-op CPU threads per run (same as fedx_bench.runner.DEFAULT_THREADS)
 
 
 # --------------------------------------------------------------------------- options and planning
@@ -107,8 +115,9 @@ class SchedulerOptions:
     scheduler_address: str | None = None  # dask
     ray_address: str | None = None  # ray
     retries: int = 0
-    threads_per_run: int | None = None  # CPU threads per run process; None = cores // concurrent runs
+    threads_per_run: int | None = None  # CPU threads per run; None = 1 (DEFAULT_THREADS) in every mode
     poll_seconds: float = 1.0  # how often the parent reads the runs' status.json for progress
+    in_process: bool = False  # run inside this process, one after another (explicit only: no crash isolation)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -170,7 +179,7 @@ def local_devices(devices: list[str] | None, device: str | None = None) -> list[
 
 @dataclass
 class LocalPlan:
-    """What the loky backend will do: ``in_process`` when only one run can run at a time (today's behaviour)."""
+    """What the loky backend will do: ``in_process`` only when asked for explicitly."""
 
     devices: list[str]
     concurrency: int
@@ -180,22 +189,18 @@ class LocalPlan:
 
 def plan_local(opts: SchedulerOptions, device: str | None = None) -> LocalPlan:
     """Concurrency is ``--jobs`` (default: every device slot when ``--devices`` is given, else 1), capped by the
-    GPU slots (devices x runs-per-device); CPU threads per run default to cores // concurrency."""
-    if opts.devices is None and (opts.jobs or 1) == 1:  # today's default: sequential, suite's own device
-        return LocalPlan([device or "auto"], 1, torch_threads_default(1), True)
+    GPU slots (devices x runs-per-device); CPU threads per run are ``threads_per_run`` (default 1), never derived
+    from the concurrency, so the same run gives the same numbers under any ``--jobs``."""
+    threads = opts.threads_per_run or DEFAULT_THREADS
+    if opts.in_process:  # explicit: sequential, in this process, on the suite's own device
+        return LocalPlan([device or "auto"] if opts.devices is None else opts.devices[:1], 1, threads, True)
     devs = local_devices(opts.devices, device)
     if devs == ["cpu"]:
         n = opts.jobs or 1
     else:
         slots = len(devs) * opts.runs_per_device
-        n = min(opts.jobs, slots) if opts.jobs else slots
-    threads = opts.threads_per_run or torch_threads_default(n)
-    return LocalPlan(devs, n, threads, n == 1)
-
-
-def torch_threads_default(concurrent: int) -> int:
-    """CPU threads per run so that concurrent runs do not oversubscribe the cores (BLAS/OpenMP spin badly)."""
-    return max(1, (os.cpu_count() or 1) // max(1, concurrent))
+        n = min(opts.jobs, slots) if opts.jobs else (slots if opts.devices is not None else 1)
+    return LocalPlan(devs, n, threads, False)
 
 
 # --------------------------------------------------------------------------- device leases
@@ -284,9 +289,11 @@ def run_lock(run_path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def mark_owner(rd: Any, attempt: int, device: str | None = None) -> None:
-    """Record which process works on a run (``status`` uses pid+host to tell a live run from a killed one)."""
-    fields: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(), "attempt": attempt, "error": None}
+def mark_owner(rd: Any, attempt: int, device: str | None = None, invocation: str | None = None) -> None:
+    """Record which process works on a run (``status`` uses pid+host to tell a live run from a killed one); the
+    per-attempt fields start empty, so nobody mistakes the previous attempt's for this one's."""
+    fields: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(), "attempt": attempt, "error": None,
+                              "warnings": [], "start_round": None, "progress": None, "invocation": invocation}
     if device is not None:
         fields["device"] = device
     rd.set_status("running", **fields)
@@ -325,34 +332,55 @@ def child_main(job: dict[str, Any]) -> int:
     from .config import run_config_from_dict
     from .progress import Progress
     from .runner import DatasetCache, execute_run
-    from .store import RunStore
+    from .store import RunStore, one_line_error
 
     cfg = run_config_from_dict(job["config"])
     cfg.device = job["device"]
     rd = RunStore(job["results_dir"]).run(job.get("run_id") or cfg.run_id)
-    if cfg.run_id != rd.run_id:  # this code hashes the config differently: never write another run's folder
-        msg = (f"run id mismatch: the suite computed {rd.run_id} but this worker's fedx-bench computes {cfg.run_id} "
-               "for the same config (fedx-bench changed while the suite ran, or differs between machines)")
-        rd.path.mkdir(parents=True, exist_ok=True)
-        rd.file("traceback.txt").write_text(msg + "\n")
-        rd.set_status("failed", error=msg)
+    err_path = job.get("error_path")
+
+    def failed(msg: str, tb: str | None = None) -> int:
+        """Record a failure where it can be (the results dir may be full or read-only: then the error file in the
+        temp dir still carries the one-line cause to the supervisor)."""
+        _write_error(err_path, msg)
+        with contextlib.suppress(OSError):
+            rd.path.mkdir(parents=True, exist_ok=True)
+            rd.file("traceback.txt").write_text(tb or msg + "\n")
+        with contextlib.suppress(OSError):
+            rd.set_status("failed", error=msg, progress=None)
         return EXIT_RUN_FAILED
-    with run_lock(rd.path) as held:
-        if not held:
-            return EXIT_LOCKED
-        if rd.is_done():
-            return EXIT_OK
-        mark_owner(rd, int(job.get("attempt", 1)), cfg.device)
-        try:
-            out = execute_run(cfg, job["results_dir"], DatasetCache(job.get("data_root")), Progress("quiet"),
-                              suite=job.get("suite"))
-        except KeyboardInterrupt:
-            return 128 + signal.SIGTERM
-        except Exception as e:  # noqa: BLE001 - UserError (e.g. a device this worker lacks): a failed run
-            rd.file("traceback.txt").write_text(traceback.format_exc())
-            rd.set_status("failed", error=f"{type(e).__name__}: {' '.join(str(e).split())}")
-            return EXIT_RUN_FAILED
-    return EXIT_OK if out.state in ("done", "skipped") else EXIT_RUN_FAILED
+
+    if cfg.run_id != rd.run_id:  # this code hashes the config differently: never write another run's folder
+        return failed(f"run id mismatch: the suite computed {rd.run_id} but this worker's fedx-bench computes "
+                      f"{cfg.run_id} for the same config (fedx-bench changed while the suite ran, or differs "
+                      "between machines)")
+    try:
+        with run_lock(rd.path) as held:
+            if not held:
+                return EXIT_LOCKED
+            if rd.is_done():
+                return EXIT_OK
+            mark_owner(rd, int(job.get("attempt", 1)), cfg.device, job.get("invocation"))
+            try:
+                out = execute_run(cfg, job["results_dir"], DatasetCache(job.get("data_root")), Progress("quiet"),
+                                  suite=job.get("suite"), threads=job.get("threads"))
+            except KeyboardInterrupt:
+                return 128 + signal.SIGTERM
+            except Exception as e:  # noqa: BLE001 - UserError (e.g. a device this worker lacks): a failed run
+                return failed(one_line_error(e), traceback.format_exc())
+    except OSError as e:  # the lock file or the first status write: the results dir cannot be written
+        return failed(one_line_error(e), traceback.format_exc())
+    if out.state not in ("done", "skipped"):
+        _write_error(err_path, out.error or "failed")
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def _write_error(path: str | None, msg: str) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(msg)
 
 
 # --------------------------------------------------------------------------- the supervisor (a joblib task)
@@ -432,6 +460,8 @@ def _update_status(run_path: Path, state: str | None, **fields: Any) -> None:
     rec["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_path.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=run_path, prefix=".status.json.", suffix=".tmp")
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, _file_mode())  # as open() would: 0666 minus the umask, not mkstemp's 0600
     try:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(rec, indent=2, sort_keys=True, default=str) + "\n")
@@ -441,27 +471,48 @@ def _update_status(run_path: Path, state: str | None, **fields: Any) -> None:
         raise
 
 
+def _file_mode() -> int:
+    from .store import file_mode  # store imports torch lazily: safe in a supervisor
+
+    return file_mode()
+
+
 def _record_crash(run_path: Path, reason: str) -> None:
     """The parent's half of failure isolation: a run process that died without recording anything."""
     tail = _log_tail(run_path / WORKER_LOG)
     text = f"{reason}\n\nlast lines of {WORKER_LOG}:\n{tail}\n" if tail else f"{reason}\n"
-    run_path.mkdir(parents=True, exist_ok=True)
-    (run_path / "traceback.txt").write_text(text)
-    _update_status(run_path, "failed", error=reason, progress=None)
+    with contextlib.suppress(OSError):  # a full or read-only results dir: the outcome still carries the reason
+        run_path.mkdir(parents=True, exist_ok=True)
+        (run_path / "traceback.txt").write_text(text)
+    with contextlib.suppress(OSError):
+        _update_status(run_path, "failed", error=reason, progress=None)
 
 
-def _task_threads(task: RunTask) -> int | None:
-    if task.threads is not None:
-        return task.threads
-    if task.backend == "dask":
-        try:
-            from distributed import get_worker
+def _task_threads(task: RunTask) -> int:
+    """Intra-op threads of the run: the suite's ``threads_per_run``, else 1, on every backend and host."""
+    return task.threads or DEFAULT_THREADS
 
-            w = get_worker()
-            return task.threads_by_worker.get(w.address) or max(1, (os.cpu_count() or 1) // max(1, w.state.nthreads))
-        except (ImportError, ValueError, AttributeError):
-            return None
-    return 1
+
+def _locked_elsewhere(run_path: Path) -> bool:
+    """True while another live process holds the run's lock (a look only: the lock is released at once)."""
+    if fcntl is None or not (run_path / LOCK_FILE).exists():  # pragma: no cover - no fcntl
+        return False
+    try:
+        fd = os.open(run_path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _error_path(task: RunTask, attempt: int) -> Path:
+    """Where a run process leaves its one-line error when the results dir cannot take it (temp dir, per host)."""
+    return Path(tempfile.gettempdir()) / "fedx-bench-leases" / task.lease_namespace / f"{task.run_id}.{attempt}.err"
 
 
 def supervise(task: RunTask) -> dict[str, Any]:
@@ -474,25 +525,41 @@ def supervise(task: RunTask) -> dict[str, Any]:
     run_path = Path(task.results_dir) / "runs" / task.run_id
     t0 = time.perf_counter()
     state, error, device = "failed", None, None
-    for attempt in range(1, task.retries + 2):
+    attempt = 0
+    waited = False  # the run was locked by another invocation at some point
+    while attempt < task.retries + 1:
+        if _locked_elsewhere(run_path):  # another live invocation works on it: wait for it, quietly
+            waited = True
+            while _locked_elsewhere(run_path):
+                if suite_gone():
+                    return _outcome_dict(task, "interrupted", "suite process gone", t0, device)
+                time.sleep(LOCK_WAIT_SECONDS)
+        if waited and _run_is_done(run_path):
+            return _outcome_dict(task, "skipped", None, t0, device, note="finished by another invocation")
+        attempt += 1
         devices = task.devices if task.devices is not None else (worker_gpus() or ["cpu"])
         lease = DeviceLease(task.lease_namespace, devices, task.runs_per_device, task.index)
         device = lease.acquire(abort=suite_gone)
         if device is None:
             return _outcome_dict(task, "interrupted", "suite process gone", t0, device)
+        err_path = _error_path(task, attempt)
         try:
-            rc, interrupted = _run_process(task, device, attempt, run_path, suite_gone)
+            rc, interrupted = _run_process(task, device, attempt, run_path, suite_gone, err_path)
+        except OSError as e:  # worker.log cannot be opened: the results dir is full or read-only
+            rc, interrupted = EXIT_RUN_FAILED, False
+            _write_error(str(err_path), f"{type(e).__name__}: {' '.join(str(e).split())}")
         finally:
             lease.release()
-        st = _read_json(run_path / "status.json", {})
+        st = _read_json(run_path / "status.json", {}) or {}
+        child_error = _read_text(err_path)
         if rc == EXIT_OK:
             state, error = "done", None
-        elif rc == EXIT_LOCKED:
-            state = "failed"
-            error = f"run is locked by another live process (pid {st.get('pid')} on {st.get('host')})"
-            return _outcome_dict(task, state, error, t0, device)  # not ours to record or retry
+        elif rc == EXIT_LOCKED:  # taken by another invocation between our look and the run's start: wait again
+            attempt -= 1
+            waited = True
+            continue
         elif rc == EXIT_RUN_FAILED:
-            state, error = "failed", st.get("error") or "failed"
+            state, error = "failed", child_error or st.get("error") or "failed"
         else:
             reason = _exit_reason(rc)
             if interrupted or st.get("state") == "interrupted":
@@ -503,7 +570,8 @@ def supervise(task: RunTask) -> dict[str, Any]:
         attempts = (_read_json(run_path / "status.json", {}) or {}).get("attempts", [])
         rec = {"attempt": attempt, "state": state, "error": error, "device": device, "host": socket.gethostname(),
                "exit_code": rc}
-        _update_status(run_path, None, attempts=[*attempts, rec])
+        with contextlib.suppress(OSError):  # a full or read-only results dir: the outcome still says why
+            _update_status(run_path, None, attempts=[*attempts, rec])
         if state != "failed" or interrupted:
             break
         if suite_gone():
@@ -711,7 +779,7 @@ def _start(task: RunTask, job: dict[str, Any], log_path: Path, env: dict[str, st
 
 
 def _run_process(task: RunTask, device: str, attempt: int, run_path: Path,
-                 suite_gone: Callable[[], bool]) -> tuple[int, bool]:
+                 suite_gone: Callable[[], bool], err_path: Path | None = None) -> tuple[int, bool]:
     """Start the run process and wait for it, stopping it if the suite process disappears."""
     threads = _task_threads(task)
     env = dict(task.env if task.env is not None else os.environ)
@@ -719,7 +787,8 @@ def _run_process(task: RunTask, device: str, attempt: int, run_path: Path,
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(threads)
     job = {"config": task.config, "run_id": task.run_id, "results_dir": task.results_dir, "suite": task.suite,
-           "data_root": task.data_root, "device": device, "threads": threads, "attempt": attempt}
+           "data_root": task.data_root, "device": device, "threads": threads, "attempt": attempt,
+           "error_path": str(err_path) if err_path is not None else None, "invocation": task.lease_namespace}
     run_path.mkdir(parents=True, exist_ok=True)
     log_path = run_path / WORKER_LOG
     with open(log_path, "a") as log:
@@ -737,10 +806,25 @@ def _run_process(task: RunTask, device: str, attempt: int, run_path: Path,
     return rc, interrupted
 
 
-def _outcome_dict(task: RunTask, state: str, error: str | None, t0: float, device: str | None) -> dict[str, Any]:
-    ev = _read_json(Path(task.results_dir) / "runs" / task.run_id / "eval.json", {}) if state == "done" else {}
-    return {"run_id": task.run_id, "label": task.label, "state": state, "summary": ev.get("metrics", {}),
-            "wall_seconds": time.perf_counter() - t0, "error": error, "device": device}
+def _outcome_dict(task: RunTask, state: str, error: str | None, t0: float, device: str | None,
+                  note: str | None = None) -> dict[str, Any]:
+    ev = _read_json(Path(task.results_dir) / "runs" / task.run_id / "eval.json", {}) \
+        if state in ("done", "skipped") else {}
+    return {"run_id": task.run_id, "label": task.label, "state": state, "summary": (ev or {}).get("metrics", {}),
+            "wall_seconds": time.perf_counter() - t0, "error": error, "device": device, "note": note}
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return " ".join(path.read_text().split()) or None
+    except OSError:
+        return None
+
+
+def _run_is_done(run_path: Path) -> bool:
+    from .store import inspect_run
+
+    return inspect_run(run_path)[0] == "done"
 
 
 # --------------------------------------------------------------------------- progress of parallel runs
@@ -769,6 +853,9 @@ class ParallelProgress:
         self.rounds = {r.run_id: r.federation.rounds for r in runs}
         self.finished: dict[str, str] = {}
         self._seen: dict[str, tuple[Any, ...]] = {}
+        self._warned: dict[str, int] = {}  # run id -> warnings of its current attempt already printed
+        self._elsewhere: set[str] = set()  # runs announced as running in another invocation
+        self.invocation: str | None = None  # our run processes stamp status.json["invocation"] with this
         self._bars: dict[str, Any] = {}
         self._free_pos: list[int] = []
         self._next_pos = 1
@@ -780,11 +867,42 @@ class ParallelProgress:
     def _status(self, run_id: str) -> dict[str, Any]:
         return _read_json(self.results_dir / "runs" / run_id / "status.json", {}) or {}
 
+    def elsewhere(self, run_id: str) -> None:
+        """A run another live invocation holds: say so once; it is waited for, not failed."""
+        if run_id in self._elsewhere or run_id in self.finished:
+            return
+        self._elsewhere.add(run_id)
+        st = self._status(run_id)
+        who = f" (pid {st.get('pid')} on {st.get('host')})" if st.get("pid") else ""
+        self.prog.log(f"[{self.labels.get(run_id, run_id)}] running elsewhere{who}; waiting for it")
+
+    def _held_elsewhere(self, st: dict[str, Any], run_id: str) -> bool:
+        """Another invocation's live run process works on it (its pid alive, the lock held)."""
+        if st.get("state") != "running" or not st.get("pid"):
+            return False
+        if st.get("host") == socket.gethostname() and not _pid_alive(int(st["pid"])):
+            return False
+        return _locked_elsewhere(self.results_dir / "runs" / run_id)
+
+    def _warnings(self, run_id: str, st: dict[str, Any]) -> None:
+        ws = st.get("warnings") or []
+        key = f"{run_id}:{st.get('attempt')}"
+        for w in ws[self._warned.get(key, 0):]:
+            self.prog.log(f"[{self.labels.get(run_id, run_id)}] warning: {w}")
+        self._warned[key] = len(ws)
+
     def poll(self, active: Sequence[str]) -> None:
         for run_id in active:
-            st = self._status(run_id)
-            if st.get("state") != "running" or run_id in self.finished:
+            if run_id in self.finished:
                 continue
+            st = self._status(run_id)
+            if self.invocation is not None and st.get("invocation") != self.invocation:
+                if run_id not in self._elsewhere and self._held_elsewhere(st, run_id):
+                    self.elsewhere(run_id)
+                continue  # not claimed by our run process: what is there is another invocation's, not ours to show
+            self._warnings(run_id, st)
+            if st.get("state") != "running" or st.get("start_round") is None:
+                continue  # start_round is set once the run has loaded its checkpoint: then we know where it is
             pr = st.get("progress") or {}
             key = (st.get("attempt"), st.get("round"), json.dumps(pr, sort_keys=True, default=str))
             if self._seen.get(run_id) == key:
@@ -796,13 +914,14 @@ class ParallelProgress:
     def _show(self, run_id: str, st: dict[str, Any], first: bool) -> None:
         label, rounds = self.labels[run_id], self.rounds[run_id]
         rnd = int(st.get("round") or 0)
+        start = int(st.get("start_round") or 0)
         lm = st.get("last_metrics") or {}
         pr = st.get("progress") or {}
         if self.prog.mode == "bar":
-            self._bar_update(run_id, label, rounds, rnd, lm, pr, st.get("eta_seconds"))
+            self._bar_update(run_id, label, rounds, rnd, lm if rnd > start else {}, pr, st.get("eta_seconds"))
             return
         if first:
-            resumed = f" (resuming after round {rnd})" if rnd else ""
+            resumed = f" (resuming after round {start})" if start else ""
             att = f", attempt {st['attempt']}" if (st.get("attempt") or 1) > 1 else ""
             self.prog.log(f"[{label}] start on {st.get('device', '?')}{resumed}{att}")
         if pr.get("step") is not None:
@@ -810,7 +929,8 @@ class ParallelProgress:
                           f"step {pr.get('step')}/{pr.get('steps')} loss={pr.get('loss', float('nan')):.4g}")
         elif pr:  # another phase of the run (e.g. a long evaluation)
             self.prog.log(f"[{label}] " + " ".join(f"{k}={v}" for k, v in sorted(pr.items())))
-        elif rnd and st.get("elapsed_seconds") is not None:
+        elif rnd > start and st.get("elapsed_seconds") is not None:
+            # only rounds this attempt trained: never the previous attempt's last line again after a resume
             parts = " ".join(f"{_short(k)}={v:.4g}" for k, v in lm.items() if isinstance(v, (int, float)))
             self.prog.log(f"[{label}] round {rnd}/{rounds} {parts} elapsed={_fmt_secs(st.get('elapsed_seconds'))} "
                           f"eta={_fmt_secs(st.get('eta_seconds'))}")
@@ -850,7 +970,13 @@ class ParallelProgress:
             # a short run can start and end between two polls of its status: still say that it started
             self._seen[outcome.run_id] = (None, None, "")
             self.prog.log(f"[{label}] start on {device or '?'}")
-        if outcome.state != "skipped":
+        st = self._status(outcome.run_id)
+        if outcome.state not in ("skipped", "interrupted") and st.get("invocation") == self.invocation:
+            self._warnings(outcome.run_id, st)  # warnings of its last moments (e.g. a checkpoint fallback)
+        note = getattr(outcome, "note", None)
+        if note:
+            self.prog.log(f"[{label}] {note}")
+        elif outcome.state != "skipped":
             what = "done" if outcome.state == "done" else f"{outcome.state.upper()}: {outcome.error}"
             on = f" on {device}" if device else ""
             self.prog.log(f"[{label}] {what} in {_fmt_secs(outcome.wall_seconds)}{on}")
@@ -950,8 +1076,11 @@ def _consume(tasks: list[RunTask], be: _Backend, out: queue.Queue) -> None:
         # joblib < 1.4 has no unordered generator: outcomes then arrive in submission order (same results)
         unordered = tuple(int(x) for x in joblib.__version__.split(".")[:2]) >= (1, 4)
         with parallel_config(**be.parallel_kwargs):
-            par = Parallel(n_jobs=be.n_jobs, return_as="generator_unordered" if unordered else "generator",
-                           batch_size=1)
+            try:
+                par = Parallel(n_jobs=be.n_jobs, return_as="generator_unordered" if unordered else "generator",
+                               batch_size=1)
+            except ValueError:  # a backend without generators (Ray's): outcomes at the end; progress still polls
+                par = Parallel(n_jobs=be.n_jobs, batch_size=1)
             for res in par(delayed(supervise)(t) for t in tasks):
                 out.put(res)
     except BaseException as e:  # noqa: BLE001 - handed to the main thread
@@ -982,6 +1111,10 @@ def run_parallel(runs: list[RunConfig], results_dir: str | Path, suite: str, dat
     try:
         if be is not None:
             namespace = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            view.invocation = namespace
+            for r in todo:  # held by another live invocation: shown as such and waited for by its supervisor
+                if _locked_elsewhere(root / "runs" / r.run_id):
+                    view.elsewhere(r.run_id)
             local = opts.backend == "loky"
             pythonpath = [os.path.abspath(p or ".") for p in sys.path] if local else []
             tasks = [RunTask(i, r.run_id, r.label, r.to_dict(), str(root), suite, data_root, be.devices,

@@ -84,10 +84,13 @@ def test_devices_plan_and_leases(tmp_path, monkeypatch):
             parse_devices(bad)
     with pytest.raises(UserError):
         SchedulerOptions(backend="spark")
-    assert plan_local(SchedulerOptions()).in_process  # today's default: one run at a time, in this process
+    plan = plan_local(SchedulerOptions(), "cpu")  # the default: one run at a time, but in its own process
+    assert (plan.devices, plan.concurrency, plan.in_process, plan.threads) == (["cpu"], 1, False, 1)
+    assert plan_local(SchedulerOptions(in_process=True)).in_process  # only when asked for
     plan = plan_local(SchedulerOptions(jobs=2, devices=["cpu"]))
     assert (plan.devices, plan.concurrency, plan.in_process) == (["cpu"], 2, False)
-    assert plan.threads == max(1, (os.cpu_count() or 1) // 2)
+    assert plan.threads == 1  # one thread per run whatever --jobs and the cores: numbers never depend on it
+    assert plan_local(SchedulerOptions(jobs=2, devices=["cpu"], threads_per_run=3)).threads == 3
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA"):
             plan_local(SchedulerOptions(jobs=2, devices=["cuda:0"]))
@@ -120,15 +123,31 @@ def test_devices_plan_and_leases(tmp_path, monkeypatch):
             assert not again
 
 
-def test_locked_run_is_not_run_twice(tmp_path, reference):
-    """A run locked by another live process (a second invocation, an orphan on a cluster) is left alone."""
+@pytest.mark.parametrize("in_process", [False, True])
+def test_locked_run_is_waited_for_not_run_twice(tmp_path, reference, in_process):
+    """A run locked by another live process (a second invocation, an orphan on a cluster) is not touched while
+    locked: it is waited for, then (not done by the other) run here."""
+    import threading
+
     doc = dict(TINY, grid={"fedx": [False], "seed": [0]})
     run_id = next(iter(reference))
-    with run_lock(tmp_path / "res" / "runs" / run_id) as held:
-        assert held
-        res = api.run_suite(_write(tmp_path, doc), tmp_path / "res", progress="quiet")
-    assert res.counts["failed"] == 1 and "locked" in res.outcomes[0].error
-    assert not (tmp_path / "res" / "runs" / run_id / "metrics.jsonl").exists()
+    run = tmp_path / "res" / "runs" / run_id
+    touched: list[bool] = []
+
+    def hold() -> None:
+        with run_lock(run) as held:
+            assert held
+            time.sleep(4)
+            touched.append((run / "metrics.jsonl").exists())
+
+    th = threading.Thread(target=hold)
+    th.start()
+    time.sleep(0.5)
+    res = api.run_suite(_write(tmp_path, doc), tmp_path / "res", progress="quiet", in_process=in_process)
+    th.join()
+    assert touched == [False]
+    assert res.counts["done"] == 1, [o.error for o in res.outcomes]
+    assert _metrics(tmp_path / "res", run_id) == reference[run_id]
 
 
 # --------------------------------------------------------------------------- kill -9 and exact resume
@@ -139,7 +158,9 @@ def test_kill9_mid_round_then_resume_is_exact(tmp_path, reference):
     res = tmp_path / "res"
     cmd = [sys.executable, "-m", "fedx_bench.cli", "run", str(suite), "--results", str(res), "--jobs", "2",
            "--log", *ONE_THREAD]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                                      os.environ.get("PYTHONPATH", "")]))  # this checkout's code
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     killed_at: dict[str, list[dict]] = {}
     try:
         deadline = time.monotonic() + 60

@@ -110,7 +110,7 @@ def _load_torchvision(tv_root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         where = os.path.join(raw, FILES[0 if train else 2])
         if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y):
             raise corrupt(where, f"images {x.dtype} {x.shape} do not match {len(y)} labels")
-        out += [np.ascontiguousarray(x), check_labels(y, NUM_CLASSES, where)]
+        out += [np.ascontiguousarray(x), check_labels(y, NUM_CLASSES, os.path.join(raw, FILES[1 if train else 3]))]
     return out[0], out[1], out[2], out[3]
 
 
