@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -179,7 +180,8 @@ class RunConfig:
     def label(self) -> str:
         """Short human label, e.g. ``simclr+fedx/cifar10/s0``."""
         fx = "" if not self.fedx.enabled else ("+fedx" if self.fedx.variant == "fedx" else f"+{self.fedx.variant}")
-        return f"{self.method}{fx}/{self.data.name}/s{self.seed}"
+        extra = getattr(self, "label_extra", "")  # the suite's swept values (set by label_runs; not hashed)
+        return f"{self.method}{fx}/{self.data.name}/s{self.seed}" + (f" {extra}" if extra else "")
 
 
 @dataclass
@@ -253,6 +255,8 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -299,6 +303,15 @@ def _normalise_shorthands(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+MAX_BATCH = 65536  # a larger batch is a typo (the whole of CIFAR-10 is 50k images)
+MAX_RUNS = 1000  # a suite (cases x grid) larger than this is refused unless confirmed (--max-runs)
+
+
+def valid_device(device: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the spelling only; availability is checked before a suite runs)."""
+    return device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+
+
 def validate_run(cfg: RunConfig) -> RunConfig:
     """Semantic checks beyond types: values that cannot work. Also checks registry names."""
     from .registry import BACKBONES, DATASETS, EVALUATIONS, load_builtins
@@ -311,8 +324,8 @@ def validate_run(cfg: RunConfig) -> RunConfig:
     f, o, e = cfg.federation, cfg.optim, cfg.eval
     if f.clients < 1:
         raise bad("federation.clients", f"must be >= 1, got {f.clients}")
-    if f.rounds < 0:
-        raise bad("federation.rounds", f"must be >= 0, got {f.rounds}")
+    if f.rounds < 1:
+        raise bad("federation.rounds", f"must be >= 1, got {f.rounds}")
     if f.local_epochs < 1:
         raise bad("federation.local_epochs", f"must be >= 1, got {f.local_epochs}")
     if f.partition == "dirichlet" and not f.beta > 0:
@@ -325,8 +338,42 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         raise bad("optim.batch_size", f"must be >= 2 (contrastive losses need pairs), got {o.batch_size}")
     if o.random_batch_size is not None and o.random_batch_size < 1:
         raise bad("optim.random_batch_size", f"must be >= 1, got {o.random_batch_size}")
+    if o.batch_size > MAX_BATCH:
+        raise bad("optim.batch_size", f"must be <= {MAX_BATCH}, got {o.batch_size}")
+    if o.random_batch_size is not None and o.random_batch_size > MAX_BATCH:
+        raise bad("optim.random_batch_size", f"must be <= {MAX_BATCH}, got {o.random_batch_size}")
     if not o.lr > 0:
         raise bad("optim.lr", f"must be > 0, got {o.lr}")
+    if not 0 <= o.momentum < 1:
+        raise bad("optim.momentum", f"must be in [0, 1), got {o.momentum}")
+    if cfg.seed < 0:
+        raise bad("seed", f"must be >= 0, got {cfg.seed}")
+    if f.partition_seed is not None and f.partition_seed < 0:
+        raise bad("federation.partition_seed", f"must be >= 0, got {f.partition_seed}")
+    m = cfg.model
+    for key in ("proj_hidden", "proj_dim", "width"):
+        v = getattr(m, key)
+        if v is not None and v < 1:
+            raise bad(f"model.{key}", f"must be >= 1, got {v}")
+    for key in ("head_hidden", "head_dim"):
+        if getattr(cfg.fedx, key) < 1:
+            raise bad(f"fedx.{key}", f"must be >= 1, got {getattr(cfg.fedx, key)}")
+    if cfg.fedx.enabled and cfg.fedx.variant in FEDX_VARIANTS and FEDX_VARIANTS[cfg.fedx.variant]["head"] \
+            and cfg.fedx.head_dim != m.proj_dim:
+        raise bad("fedx.head_dim", f"must equal model.proj_dim ({m.proj_dim}): the global contrastive term compares "
+                  f"the head's output with the teacher's projection; got {cfg.fedx.head_dim}")
+    for key in ("probe_batch_size", "semi_batch_size", "feature_batch_size"):
+        v = getattr(e, key)
+        if not 1 <= v <= MAX_BATCH:
+            raise bad(f"eval.{key}", f"must be in 1..{MAX_BATCH}, got {v}")
+    if not e.probe_lr > 0:
+        raise bad("eval.probe_lr", f"must be > 0, got {e.probe_lr}")
+    if e.probe_weight_decay < 0:
+        raise bad("eval.probe_weight_decay", f"must be >= 0, got {e.probe_weight_decay}")
+    if e.knn_k < 1:
+        raise bad("eval.knn_k", f"must be >= 1, got {e.knn_k}")
+    if not e.knn_temperature > 0:
+        raise bad("eval.knn_temperature", f"must be > 0, got {e.knn_temperature}")
     if o.weight_decay < 0:
         raise bad("optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
     if not 0 < cfg.data.fraction <= 1:
@@ -369,7 +416,7 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         known = ", ".join(FEDX_VARIANTS)
         raise bad("fedx.variant", f"unknown FedX variant {cfg.fedx.variant!r}{extra}; known: {known}")
-    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+    if not valid_device(cfg.device):
         raise bad("device", f"must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for p in e.protocols:
         EVALUATIONS.get(p)
@@ -381,7 +428,22 @@ def validate_run(cfg: RunConfig) -> RunConfig:
     parsed = method_cls.parse_args(cfg.method_args)  # raises ConfigError on unknown/invalid method_args
     if dataclasses.is_dataclass(parsed):  # fully resolved: defaults written out, so equal settings hash equal
         cfg.method_args = dataclasses.asdict(parsed)
+    _check_method_args(cfg.method_args)
     return cfg
+
+
+def _check_method_args(args: dict[str, Any]) -> None:
+    """Generic sanity of a method's own numbers (whatever the method): finite, temperatures > 0, EMA/momentum
+    coefficients in [0, 1]."""
+    for k, v in args.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isfinite(v):
+            raise ConfigError(f"method_args.{k}: expected a finite number, got {v!r}")
+        if "temperature" in k and not v > 0:
+            raise ConfigError(f"method_args.{k}: must be > 0, got {v!r}")
+        if k in ("momentum", "ema") and not 0 <= v <= 1:
+            raise ConfigError(f"method_args.{k}: must be in [0, 1], got {v!r}")
 
 
 def run_config_from_dict(d: dict[str, Any], where: str = "") -> RunConfig:
@@ -412,41 +474,139 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 SUITE_KEYS = {"name", "description", "base", "grid", "cases", "reduced_from"}
+LABEL_KEYS = ("method", "fedx.enabled", "fedx.variant", "data.name", "seed", "method_args")  # in the plain label
 
 
-def expand_suite(doc: dict[str, Any], source: str | None = None) -> SuiteConfig:
+def split_sweep(text: str) -> list[str] | None:
+    """``a,b,c`` → ``["a", "b", "c"]`` (commas inside ``[]``/``{}``/quotes do not split); None without a top-level
+    comma, so ``[1, 2]`` stays one (list) value."""
+    parts, depth, cur, quote = [], 0, "", ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    if not parts:
+        return None
+    return [*parts, cur]
+
+
+def _check_override_key(key: str, value: Any, where: str) -> None:
+    """An override's key must exist and its value must have the right type (checked on its own, before merging)."""
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"{where}: {key!r} is not a dotted config key")
+    patch: dict[str, Any] = {}
+    _set_dotted(patch, key, value)
+    try:
+        _from_dict(RunConfig, _normalise_shorthands(patch), "")
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def grid_size(doc: dict[str, Any]) -> int:
+    """Runs a suite document expands to before de-duplication (cases × every grid axis), without expanding it."""
+    n = max(1, len(doc.get("cases") or [{}]))
+    for v in (doc.get("grid") or {}).values():
+        n *= len(v) if isinstance(v, list) else 1
+    return n
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "method_args":
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "[" + ",".join(_short_value(x) for x in v) + "]"
+    return str(v)
+
+
+def label_runs(runs: list[RunConfig], max_keys: int = 4) -> None:
+    """Give each run a label that shows the values that vary across the suite beyond method/FedX/dataset/seed,
+    e.g. ``simclr/cifar10/s0 beta=0.1`` (the plain label stays in ``spec.json``'s config)."""
+    if len(runs) < 2:
+        return
+    flats = [_flat(r.identity()) for r in runs]
+    keys = [k for k in flats[0] if k not in LABEL_KEYS and not k.startswith("method_args")
+            and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+    names = {k: k.rsplit(".", 1)[-1] for k in keys}
+    if len(set(names.values())) < len(keys):
+        names = dict(zip(keys, keys))
+    for r, f in zip(runs, flats):
+        r.label_extra = " ".join(f"{names[k]}={_short_value(f.get(k))}" for k in keys[:max_keys])
+
+
+def expand_suite(doc: dict[str, Any], source: str | None = None, overrides: dict[str, Any] | None = None,
+                 sweeps: dict[str, list[Any]] | None = None, max_runs: int | None = MAX_RUNS) -> SuiteConfig:
     """Expand ``base`` × ``cases`` × ``grid`` into validated RunConfigs (duplicates removed, order kept).
 
     ``grid`` maps dotted keys (``method``, ``fedx``, ``seed``, ``federation.beta``, ``dataset`` ...) to
     lists of values; ``cases`` is a list of partial configs (e.g. one per dataset with its own settings).
+    ``overrides`` (``--set``) win over base, cases and grid; ``sweeps`` (``--sweep``, ``--set K=a,b``) replace or
+    add grid axes. A suite that would expand to more than ``max_runs`` runs is refused with its count before
+    anything is expanded (None: no limit).
     """
     src = source or "<suite>"
     if not isinstance(doc, dict):
-        raise ConfigError(f"{src}: a suite must be a mapping with keys {sorted(SUITE_KEYS)}")
+        raise ConfigError(f"{src}: a suite must be a mapping with keys {sorted(SUITE_KEYS)}, got "
+                          f"{type(doc).__name__}")
     for k in doc:
         if k not in SUITE_KEYS:
             hint = difflib.get_close_matches(str(k), SUITE_KEYS, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{src}: unknown key {k!r}{extra}")
     name = doc.get("name") or (Path(source).stem if source else "suite")
-    base = _normalise_shorthands(doc.get("base") or {})
+    if not isinstance(name, (str, int)) or not str(name).strip() or "/" in str(name):
+        raise ConfigError(f"{src}: name must be a non-empty string without '/', got {name!r}")
+    base = doc.get("base") or {}
+    if not isinstance(base, dict):
+        raise ConfigError(f"{src}: base must be a mapping (a run config), got {type(base).__name__}")
+    base = _normalise_shorthands(base)
     grid = doc.get("grid") or {}
     cases = doc.get("cases") or [{}]
     if not isinstance(grid, dict):
         raise ConfigError(f"{src}: grid must be a mapping of key -> list of values")
     if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
         raise ConfigError(f"{src}: cases must be a list of mappings")
-    keys = list(grid)
-    for k in keys:
+    for k in grid:
         if not isinstance(grid[k], list) or not grid[k]:
             raise ConfigError(f"{src}: grid.{k} must be a non-empty list")
+    overrides = dict(overrides or {})
+    grid = {k: v for k, v in grid.items() if k not in overrides}  # a --set key is no longer swept
+    for k, vals in (sweeps or {}).items():
+        if not vals:
+            raise ConfigError(f"--sweep {k}: needs at least one value")
+        grid[k] = list(vals)
+    n = grid_size({"cases": cases, "grid": grid})
+    if max_runs is not None and n > max_runs:
+        raise ConfigError(f"{src}: expands to {n:,} runs (cases x grid), more than the limit of {max_runs:,}; "
+                          f"pass --max-runs {n} to confirm")
+    keys = list(grid)
     runs: list[RunConfig] = []
     seen: set[str] = set()
     for ci, case in enumerate(cases):
         case_d = _deep_merge(base, _normalise_shorthands(case))
         for combo in itertools.product(*(grid[k] for k in keys)):
             d = copy.deepcopy(case_d)
-            for k, v in zip(keys, combo):
+            for k, v in [*zip(keys, combo), *overrides.items()]:
                 patch: dict[str, Any] = {}
                 _set_dotted(patch, k, v)
                 d = _deep_merge(d, _normalise_shorthands(patch))
@@ -458,6 +618,7 @@ def expand_suite(doc: dict[str, Any], source: str | None = None) -> SuiteConfig:
             if cfg.run_id not in seen:
                 seen.add(cfg.run_id)
                 runs.append(cfg)
+    label_runs(runs)
     return SuiteConfig(
         name=str(name),
         runs=runs,
@@ -467,22 +628,40 @@ def expand_suite(doc: dict[str, Any], source: str | None = None) -> SuiteConfig:
     )
 
 
-def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> SuiteConfig:
-    """Read a suite YAML file; ``overrides`` (dotted keys) are applied to ``base`` (CLI ``--set``)."""
+def read_suite_doc(path: str | Path) -> dict[str, Any]:
+    """The YAML document of a suite file; every way it can be unreadable is one ConfigError naming the file."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"suite file not found: {p}")
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a suite YAML file")
     try:
-        doc = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); a suite is a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         msg = str(e).replace("\n", " ")
         raise ConfigError(f"{p}: invalid YAML: {msg}") from None
-    if overrides:
-        doc = dict(doc or {})
-        base = _normalise_shorthands(doc.get("base") or {})
-        for k, v in overrides.items():
-            patch: dict[str, Any] = {}
-            _set_dotted(patch, k, v)
-            base = _deep_merge(base, _normalise_shorthands(patch))
-        doc["base"] = base
-    return expand_suite(doc or {}, str(p))
+    if doc is None:
+        raise ConfigError(f"{p}: empty suite file (a suite needs at least `base:`; see README, Suites)")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: a suite must be a YAML mapping with keys {sorted(SUITE_KEYS)}, got a "
+                          f"{'list' if isinstance(doc, list) else type(doc).__name__}")
+    return doc
+
+
+def load_suite(path: str | Path, overrides: dict[str, Any] | None = None, sweeps: dict[str, list[Any]] | None = None,
+               max_runs: int | None = MAX_RUNS) -> SuiteConfig:
+    """Read a suite YAML file. ``overrides`` (dotted keys, CLI ``--set``) win over base, cases and grid;
+    ``sweeps`` (CLI ``--sweep``) add or replace grid axes; both are validated key by key first."""
+    doc = read_suite_doc(path)
+    for k, v in (overrides or {}).items():
+        _check_override_key(k, v, f"--set {k}")
+    for k, vals in (sweeps or {}).items():
+        for v in vals:
+            _check_override_key(k, v, f"--sweep {k}")
+    return expand_suite(doc, str(path), overrides, sweeps, max_runs)
