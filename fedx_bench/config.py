@@ -143,6 +143,13 @@ class PerfConfig:
 
 
 @dataclass
+class LogConfig:
+    """Experiment-tracking output; never changes a result (not part of the run id)."""
+
+    tensorboard: bool = False  # TensorBoard event files in <run dir>/tensorboard/ (needs the tensorboard extra)
+
+
+@dataclass
 class RunConfig:
     """Everything that determines one run's numbers. Its hash (minus ``device``/``data.root``) is the run id."""
 
@@ -155,6 +162,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (not part of the run id)
     deterministic: bool = False  # cudnn deterministic mode on GPU
@@ -166,6 +174,7 @@ class RunConfig:
         """The part of the config that defines the result (what the run id hashes)."""
         d = self.to_dict()
         d.pop("device")
+        d.pop("log")  # tracking output only
         for k in ("channels_last", "compile"):  # layout/compilation: same result distribution, same run
             d["perf"].pop(k)
         d["data"].pop("root")

@@ -36,6 +36,7 @@ from .methods import Method, build_method
 from .partition import PARTITION_VERSION, Partition, dirichlet_split, iid_split, stratified_subsample
 from .progress import Progress
 from .store import RunDir, RunStore, atomic_torch_save, atomic_write_json, environment_record
+from .tracking import log_record
 
 CHECKPOINT = "checkpoint.pt"
 ANGLE_FILE = "angle.json"
@@ -365,6 +366,7 @@ def _execute(
         now = time.perf_counter()
         records.append({"round": 0, **m, "eval_seconds": now - te, "wall_seconds": now - t0})
         rd.write_metrics(records)
+        log_record(cfg, rd.path, records[-1])
     while trainer.round < rounds:
         res = trainer.run_round()
         r = res.round
@@ -387,6 +389,7 @@ def _execute(
         rec["wall_seconds"] = time.perf_counter() - t0
         records.append(rec)
         rd.write_metrics(records)
+        log_record(cfg, rd.path, rec)  # TensorBoard, when asked for (fedx_bench.tracking)
         atomic_torch_save(ckpt_path, {"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
                                       "elapsed": rec["wall_seconds"],
                                       "angle": tracker.results if tracker is not None else {}})
