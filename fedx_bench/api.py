@@ -338,6 +338,10 @@ def report(results_dir: str | Path, fmt: str = "md", suite: str | None = None, m
     """Table 1 (ours vs the paper) from stored results, as md, latex or csv."""
     from .reports import render_table1, results_frame
 
+    if suite and ("/" in suite or suite.endswith((".yaml", ".yml"))):  # a path that is neither a folder nor a file
+        raise UserError(f"{suite}: no such results directory or suite file")
+    if not Path(results_dir).is_dir():
+        raise UserError(f"results directory not found: {results_dir}")
     df = results_frame(results_dir, suite=suite)
     if df.empty:
         return f"No runs found under {results_dir}.\n"
