@@ -15,7 +15,34 @@ from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS, METHODS, lo
 from .runner import DatasetCache, RunOutcome, execute_run
 from .store import RunStore
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+def _suites_dir() -> Path:
+    """The bundled suites: ``fedx_bench/suites/`` in an installed wheel (package data), else the checkout's
+    top-level ``suites/`` (an editable install or a plain checkout)."""
+    pkg = Path(__file__).resolve().parent
+    for d in (pkg / "suites", pkg.parent / "suites"):
+        if d.is_dir() and any(d.glob("*.yaml")):
+            return d
+    return pkg / "suites"
+
+
+SUITES_DIR = _suites_dir()
+STORED_RESULTS = "results"  # the repository's committed store (read-only reference runs)
+LOCAL_RESULTS = "results/local"  # the user's own runs (gitignored); `run` writes here by default
+REPLACED_DIR = "replaced"  # --rerun moves a finished run's folder to <results>/replaced/<id>-<time>/
+
+
+def default_results_dirs() -> list[str]:
+    """What report/status read by default: the stored store and the user's own runs (those that exist)."""
+    return [d for d in (STORED_RESULTS, LOCAL_RESULTS) if (Path(d) / "runs").is_dir()] or [LOCAL_RESULTS]
+
+
+def results_kind(results_dir: str | Path) -> str:
+    """``stored`` for the repository's committed store, ``local`` for anything else (the user's runs)."""
+    try:
+        return "stored" if Path(results_dir).resolve() == Path(STORED_RESULTS).resolve() else "local"
+    except OSError:
+        return "local"
 
 
 @dataclass
@@ -23,7 +50,8 @@ class SuiteResult:
     name: str
     outcomes: list[RunOutcome] = field(default_factory=list)
     wall_seconds: float = 0.0
-    results_dir: str = "results"
+    results_dir: str = LOCAL_RESULTS
+    runs: list[RunConfig] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -37,9 +65,122 @@ class SuiteResult:
         return self.counts.get("failed", 0) == 0
 
 
+@dataclass
+class PlannedRun:
+    """One expanded run of a suite, as ``run --dry-run`` shows it."""
+
+    label: str
+    run_id: str
+    status: str  # new | done here | resume (round k/R) | failed here | ...; "+ stored" when the reference has it
+
+
+def check_device(device: str, where: str = "--device") -> None:
+    """A device this machine has: spelling, and CUDA (and the GPU index) present. Exit 2 before anything runs."""
+    from .config import valid_device
+
+    if not valid_device(device):
+        raise UserError(f"{where}: {device!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"{where} {device}: CUDA is not available on this machine (torch {torch.__version__}); "
+                            "use --device cpu or auto")
+        idx = int(device[5:]) if ":" in device else 0
+        if idx >= torch.cuda.device_count():
+            raise UserError(f"{where} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _suite_config(suite: str | Path | SuiteConfig, overrides: dict[str, Any] | None,
+                  sweeps: dict[str, list[Any]] | None, max_runs: int | None) -> SuiteConfig:
+    from .config import MAX_RUNS
+
+    if isinstance(suite, SuiteConfig):
+        return suite
+    return load_suite(suite, overrides, sweeps, MAX_RUNS if max_runs is None else max_runs)
+
+
+def plan_suite(
+    suite: str | Path | SuiteConfig,
+    results_dir: str | Path = LOCAL_RESULTS,
+    overrides: dict[str, Any] | None = None,
+    sweeps: dict[str, list[Any]] | None = None,
+    max_runs: int | None = None,
+    reference_dir: str | Path | None = STORED_RESULTS,
+) -> tuple[SuiteConfig, list[PlannedRun]]:
+    """Every run a suite expands to and what ``run`` would do with it; reads the stores, trains and writes nothing."""
+    cfg = _suite_config(suite, overrides, sweeps, max_runs)
+    store = RunStore(results_dir)
+    ref = RunStore(reference_dir) if reference_dir is not None and results_kind(results_dir) != "stored" else None
+    out = []
+    for r in cfg.runs:
+        st = store.run(r.run_id).status
+        state = st.get("state", "pending")
+        if store.run(r.run_id).is_done():
+            what = "done here (skipped; --rerun trains again)"
+        elif state == "pending":
+            what = "new"
+        elif st.get("round"):
+            what = f"resume ({state} at round {st.get('round')}/{r.federation.rounds})"
+        else:
+            what = f"{state} here (trained again)"
+        if ref is not None and ref.run(r.run_id).is_done():
+            what += f"; stored in {reference_dir}/ (compared after)"
+        out.append(PlannedRun(r.label, r.run_id, what))
+    return cfg, out
+
+
+def _preflight(cfg: SuiteConfig, cache: DatasetCache) -> None:
+    """Every dataset found and readable and every partition possible before any run starts (nothing written)."""
+    from .errors import PartitionError
+    from .runner import make_partition, prepare_data
+
+    seen: set[tuple[Any, ...]] = set()
+    for r in cfg.runs:
+        cache.get(r)
+        f = r.federation
+        key = (r.data.name, r.data.source, r.data.root, r.data.train_limit, r.data.fraction, r.seed,
+               f.partition_seed, f.partition, f.clients, f.beta, f.min_size)
+        if key in seen:
+            continue
+        seen.add(key)
+        data = prepare_data(r, cache)
+        try:
+            make_partition(r, data.train_y, data.dataset.num_classes)
+        except PartitionError as e:
+            where = f"{cfg.source}: " if cfg.source else ""
+            raise PartitionError(f"{where}{r.label}: federation: {e}") from None
+
+
+def _check_reachable(address: str, flag: str, timeout: float = 5.0) -> None:
+    """A cluster address that accepts connections (one clear line instead of a client's retry traceback)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = u.hostname, u.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise UserError(f"{flag} {address}: expected tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"{flag} {address}: cannot connect ({e.strerror or e})") from None
+
+
+def _set_aside(store: RunStore, run_id: str) -> None:
+    """--rerun: move a finished run's folder out of ``runs/`` (kept, never deleted) so it trains again."""
+    src = store.run(run_id).path
+    dest = store.root / REPLACED_DIR / f"{run_id}-{time.strftime('%Y%m%dT%H%M%S')}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    src.rename(dest)
+
+
 def run_suite(
     suite: str | Path | SuiteConfig,
-    results_dir: str | Path = "results",
+    results_dir: str | Path = LOCAL_RESULTS,
     data_root: str | None = None,
     device: str | None = None,
     progress: str | Progress = "auto",
@@ -54,6 +195,10 @@ def run_suite(
     retries: int = 0,
     threads_per_run: int | None = None,
     in_process: bool = False,
+    sweeps: dict[str, list[Any]] | None = None,
+    max_runs: int | None = None,
+    rerun: bool = False,
+    tensorboard: bool = False,
 ) -> SuiteResult:
     """Run every run of a suite (skipping finished ones, resuming unfinished ones); never raises for a
     failed run: failures are recorded in the store and counted in the result.
@@ -64,6 +209,9 @@ def run_suite(
     ``in_process=True`` runs them one after another inside this process instead (no crash isolation).
     ``retries`` re-runs a failed run up to N times, resuming from its checkpoint. ``threads_per_run``: CPU
     threads of every run (default 1 in every mode; part of what a run computes, reused on resume).
+    ``rerun`` trains runs already finished in ``results_dir`` again (their old folder is moved to
+    ``results_dir/replaced/``). ``tensorboard`` writes event files per run (``fedx_bench.tracking``).
+    Bad input (config, device, data root, dataset, partition) raises ``UserError`` before anything is written.
     """
     from .scheduler import SchedulerOptions, parse_devices, plan_local, run_parallel
 
@@ -74,7 +222,26 @@ def run_suite(
         raise UserError("give either --device or --devices, not both")
     if in_process and backend != "loky":
         raise UserError(f"in-process execution runs locally; it cannot be combined with --backend {backend}")
-    cfg = suite if isinstance(suite, SuiteConfig) else load_suite(suite, overrides)
+    if device is not None:
+        if backend == "loky":
+            check_device(device)
+        else:
+            from .config import valid_device
+
+            if not valid_device(device):
+                raise UserError(f"--device: {device!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if backend == "dask" and scheduler_address:
+        _check_reachable(scheduler_address, "--scheduler-address")
+    if data_root is not None and not Path(data_root).is_dir():
+        raise UserError(f"--data-root {data_root}: no such directory")
+    if rerun and results_kind(results_dir) == "stored":
+        raise UserError(f"--rerun into the stored reference store {results_dir}/ is refused; "
+                        f"re-run into {LOCAL_RESULTS} (the default)")
+    if tensorboard:
+        from .tracking import require_tensorboard
+
+        require_tensorboard()
+    cfg = _suite_config(suite, overrides, sweeps, max_runs)
     suite_device = device
     if suite_device is None:  # the suite's own device (e.g. ``device: cpu``) when every run names the same one
         named = {r.device for r in cfg.runs}
@@ -88,16 +255,29 @@ def run_suite(
             r.device = plan.devices[0]
         if data_root is not None:  # the command line wins over the suite's data.root
             r.data.root = data_root
+        if tensorboard:
+            r.log.tensorboard = True
+        if r.log.tensorboard:
+            from .tracking import require_tensorboard
+
+            require_tensorboard()
+    if backend == "loky":
+        for dev in sorted({r.device for r in cfg.runs} - {"auto", "cpu"}):
+            check_device(dev, "device")
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     store = RunStore(results_dir)
     cache = DatasetCache(data_root)
-    preflight(cfg.runs, cache)
+    _preflight(cfg, cache)
+    if rerun:
+        for r in cfg.runs:
+            if store.run(r.run_id).is_done():
+                _set_aside(store, r.run_id)
     store.write_suite(cfg.name, {
         "name": cfg.name, "source": cfg.source, "description": cfg.description,
         "reduced_from": cfg.reduced_from, "run_ids": [r.run_id for r in cfg.runs],
         "labels": {r.run_id: r.label for r in cfg.runs}, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
-    res = SuiteResult(cfg.name, results_dir=str(results_dir))
+    res = SuiteResult(cfg.name, results_dir=str(results_dir), runs=list(cfg.runs))
     t0 = time.perf_counter()
     if plan is None or not plan.in_process:
         res.outcomes = run_parallel(cfg.runs, results_dir, cfg.name, data_root, prog, opts, suite_device)
@@ -115,25 +295,15 @@ def run_suite(
     return res
 
 
-def preflight(runs: Sequence[RunConfig], cache: DatasetCache) -> None:
-    """Everything that can be checked before training, for every run, before any run starts (so bad input
-    exits 2 and leaves no status behind): the dataset is found and readable, and the data fraction and the
-    partition can be made (more clients than samples, a tiny ``train_limit`` or ``fraction``)."""
-    from .runner import make_partition, prepare_data
+def check_reference(res: SuiteResult, reference_dir: str | Path = STORED_RESULTS) -> str | None:
+    """The one line saying whether a suite's runs reproduce the stored reference runs of the same configs (None
+    when the runs are in the reference store itself)."""
+    from .reference import compare_to_reference
 
-    seen: set[tuple[Any, ...]] = set()
-    for r in runs:
-        ds = cache.get(r)
-        f = r.federation
-        key = (id(ds), r.data.fraction, r.seed, f.partition, f.clients, f.beta, f.min_size, f.partition_seed)
-        if key in seen:
-            continue
-        seen.add(key)
-        data = prepare_data(r, cache)
-        try:
-            make_partition(r, data.train_y, ds.num_classes)
-        except UserError as e:
-            raise type(e)(f"run {r.label}: {' '.join(str(e).split())}") from None
+    if results_kind(res.results_dir) == "stored" or not Path(reference_dir).is_dir():
+        return None if results_kind(res.results_dir) == "stored" else \
+            f"reference: no stored results at {reference_dir}/ (outside a checkout of the repository)"
+    return compare_to_reference(res.runs, res.results_dir, reference_dir).line()
 
 
 def _run_in_process(cfg: RunConfig, results_dir: str | Path, cache: DatasetCache, prog: Progress, suite: str,
@@ -181,7 +351,7 @@ def _run_in_process(cfg: RunConfig, results_dir: str | Path, cache: DatasetCache
     return out
 
 
-def run_one(cfg: RunConfig, results_dir: str | Path = "results", data_root: str | None = None,
+def run_one(cfg: RunConfig, results_dir: str | Path = LOCAL_RESULTS, data_root: str | None = None,
             threads: int | None = None) -> RunOutcome:
     """Run a single configuration in this process (notebook convenience; no crash isolation). ``threads``: CPU
     threads for the run (default 1, as in a suite; restored afterwards)."""
@@ -199,6 +369,10 @@ def report(results_dir: str | Path, fmt: str = "md", suite: str | None = None, m
     """Table 1 (ours vs the paper) from stored results, as md, latex or csv."""
     from .reports import render_table1, results_frame
 
+    if suite and ("/" in suite or suite.endswith((".yaml", ".yml"))):  # a path that is neither a folder nor a file
+        raise UserError(f"{suite}: no such results directory or suite file")
+    if not Path(results_dir).is_dir():
+        raise UserError(f"results directory not found: {results_dir}")
     df = results_frame(results_dir, suite=suite)
     if df.empty:
         return f"No runs found under {results_dir}.\n"
@@ -210,11 +384,23 @@ def list_suites(suites_dir: str | Path | None = None) -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
+def suite_description(name: str, suites_dir: str | Path | None = None) -> str:
+    """A bundled suite's ``description`` (read from its YAML without expanding it; empty if unreadable)."""
+    import yaml
+
+    p = (Path(suites_dir) if suites_dir else SUITES_DIR) / f"{name}.yaml"
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return ""
+    return " ".join(str(doc.get("description", "")).split()) if isinstance(doc, dict) else ""
+
+
 def list_registry(kind: str) -> list[tuple[str, str]]:
     """``methods|datasets|protocols|backbones|aggregators|suites`` → [(name, description)]."""
     load_builtins()
     if kind == "suites":
-        return [(s, "") for s in list_suites()]
+        return [(s, suite_description(s)) for s in list_suites()]
     reg = {"methods": METHODS, "datasets": DATASETS, "protocols": EVALUATIONS, "backbones": BACKBONES,
            "aggregators": AGGREGATORS}[kind]
     out = []

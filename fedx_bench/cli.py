@@ -12,28 +12,82 @@ import yaml
 from .errors import UserError
 
 
-def _parse_set(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
+def _parse_value(key: str, text: str, flag: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"{flag} {key}={text}: {text!r} is not a YAML value (quote strings with commas or colons)") \
+            from None
+
+
+def _parse_set(items: list[str], flag: str = "--set") -> tuple[dict[str, object], dict[str, list[object]]]:
+    """``--set KEY=VALUE`` → overrides; ``--set KEY=a,b,c`` and ``--sweep KEY=a,b,c`` → grid axes."""
+    from .config import split_sweep
+
+    sets: dict[str, object] = {}
+    sweeps: dict[str, list[object]] = {}
     for it in items:
         if "=" not in it:
-            raise UserError(f"--set expects KEY=VALUE, got {it!r}")
+            raise UserError(f"{flag} expects KEY=VALUE, got {it!r}")
         k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
+        k = k.strip()
+        if not k:
+            raise UserError(f"{flag} expects KEY=VALUE, got {it!r} (empty key)")
+        parts = split_sweep(v)
+        if parts is not None or flag == "--sweep":
+            sweeps[k] = [_parse_value(k, x.strip(), flag) for x in (parts if parts is not None else [v])]
+            sets.pop(k, None)
+        else:
+            sets[k] = _parse_value(k, v, flag)
+            sweeps.pop(k, None)
+    return sets, sweeps
+
+
+def _results_dirs(args: argparse.Namespace, positional: str) -> list[str]:
+    """One convention: ``--results DIR`` (repeatable); the old positional form still works as an alias."""
+    from .api import default_results_dirs
+
+    dirs = list(getattr(args, positional) or []) + list(args.results or [])
+    dirs = dirs or default_results_dirs()
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise UserError(f"results directory not found: {d}")
+    return dirs
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .api import LOCAL_RESULTS, STORED_RESULTS
+    from .config import MAX_RUNS
+
     p = argparse.ArgumentParser(prog="fedx-bench", description="Reproducibility benchmark for FedX (ECCV 2022).")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p.add_argument("--version", action="version", version=f"fedx-bench {__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     r = sub.add_parser("run", help="run a suite YAML (finished runs are skipped, unfinished ones resume)")
     r.add_argument("suite", help="path to a suite YAML, or the name of a bundled suite (see `list suites`)")
-    r.add_argument("--results", default="results", help="results directory (default: results)")
-    r.add_argument("--data-root", default=None, help="dataset root (default: $FEDX_BENCH_DATA, then a user cache)")
+    r.add_argument("--results", default=LOCAL_RESULTS, metavar="DIR",
+                   help=f"where the runs are written (default: {LOCAL_RESULTS}; the repository's stored runs are in "
+                        f"{STORED_RESULTS}/)")
+    r.add_argument("--reference", default=STORED_RESULTS, metavar="DIR",
+                   help=f"stored runs to compare with after the suite (default: {STORED_RESULTS})")
+    r.add_argument("--data-root", default=None, metavar="DIR",
+                   help="dataset root (default: the suite's data.root, $FEDX_BENCH_DATA, then a user cache)")
     r.add_argument("--device", default=None, help="auto|cpu|cuda|cuda:N (default: the suite's, i.e. auto)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a base config key, e.g. --set federation.rounds=2")
+                   help="override a config key in every run (wins over base, cases and grid), e.g. --set "
+                        "federation.rounds=2; KEY=a,b,c sweeps it (a grid axis)")
+    r.add_argument("--sweep", action="append", default=[], metavar="KEY=A,B,...",
+                   help="add (or replace) a grid axis, e.g. --sweep federation.beta=0.1,0.5")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print every expanded run (label, run id, new/stored) and train nothing")
+    r.add_argument("--rerun", action="store_true",
+                   help="train runs already finished in --results again (their old folder moves to replaced/)")
+    r.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                   help=f"refuse a suite that expands to more runs than this (default {MAX_RUNS})")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard event files per run (<run dir>/tensorboard/; needs the tensorboard extra)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
-    r.add_argument("--log", action="store_true", help="plain progress lines instead of bars")
+    r.add_argument("--log", action="store_true", help="plain timestamped progress lines instead of bars")
     par = r.add_argument_group("parallel runs (each run in its own process; see `fedx_bench.scheduler`)")
     par.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                      help="runs at once, each in its own process (default: 1; with --devices: one per device slot)")
@@ -43,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--backend", choices=["loky", "dask", "ray"], default="loky",
                      help="local processes (loky, default), or a Dask or Ray cluster")
     par.add_argument("--scheduler-address", default=None, metavar="ADDR", help="Dask scheduler, e.g. tcp://h:8786")
-    par.add_argument("--address", default=None, metavar="ADDR", help="Ray cluster address (default: start one)")
+    par.add_argument("--address", default=None, metavar="ADDR",
+                     help="Ray cluster address (default: start a local one on this machine's cores)")
     par.add_argument("--retries", type=int, default=0, metavar="N",
                      help="re-run a failed run up to N times, resuming from its last checkpoint")
     par.add_argument("--threads-per-run", type=int, default=None, metavar="T",
@@ -60,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports-dir", default="reports", help="report folders go to REPORTS_DIR/<name>/")
     rep.add_argument("--no-files", action="store_true", help="only print the table; write no report folder")
     co = sub.add_parser("collect", help="all runs of one or more results directories as one table (Parquet + CSV)")
-    co.add_argument("results_dirs", nargs="+", metavar="DIR")
+    co.add_argument("results_dirs", nargs="*", metavar="DIR", help="results directories (alias of --results)")
+    co.add_argument("--results", action="append", default=None, metavar="DIR",
+                    help="results directory (repeatable; default: results and results/local)")
     co.add_argument("--out", default="runs", help="output path without suffix: writes OUT.parquet and OUT.csv")
     cp = sub.add_parser("compare", help="new runs vs stored runs vs the paper; FLAGs unlike settings/partitions")
     cp.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="stored results directories")
@@ -68,11 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     cp.add_argument("--out", default=None, help="write to this file instead of stdout")
     cp.add_argument("--strict", action="store_true", help="exit 1 when any compared cell is flagged")
-    st = sub.add_parser("status", help="every run of a results directory: state, round, metrics, device, ETA")
-    st.add_argument("results_dir")
+    st = sub.add_parser("status", help="every run of results directories: state, round, metrics, device, ETA")
+    st.add_argument("results_dirs", nargs="*", metavar="DIR", help="results directories (alias of --results)")
+    st.add_argument("--results", action="append", default=None, metavar="DIR",
+                    help="results directory (repeatable; default: results and results/local, labelled stored/local)")
     st.add_argument("--suite", default=None, help="only runs of this suite (its not-yet-started runs included)")
     ls = sub.add_parser("list", help="list registered methods, datasets, protocols, backbones, aggregators or suites")
-    ls.add_argument("kind", choices=["methods", "datasets", "protocols", "backbones", "aggregators", "suites"])
+    ls.add_argument("kind", choices=["methods", "datasets", "protocols", "backbones", "aggregators", "suites"],
+                    help="what to list (suites: the bundled suites with their descriptions)")
     return p
 
 
@@ -95,13 +155,20 @@ def _resolve_suite_path(s: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:  # bare `fedx-bench`: the help, not an error
+        parser.print_help()
+        return 0
     try:
         return _dispatch(args)
     except UserError as e:
         msg = " ".join(str(e).split())
         print(f"fedx-bench: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `fedx-bench list suites | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("fedx-bench: interrupted; finished runs and per-round checkpoints are kept", file=sys.stderr)
         return 130
@@ -117,8 +184,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name, desc in api.list_registry(args.kind):
             print(f"{name:32s} {desc}".rstrip())
         return 0
-    if args.cmd in ("collect", "compare"):
-        for d in args.results_dirs if args.cmd == "collect" else args.baseline + args.new:
+    if args.cmd == "collect":
+        args.results_dirs = _results_dirs(args, "results_dirs")
+        if Path(args.out).parent != Path("") and not Path(args.out).parent.is_dir():
+            raise UserError(f"collect --out {args.out}: folder {Path(args.out).parent} does not exist")
+    if args.cmd == "compare":
+        for d in args.baseline + args.new:
             if not Path(d).is_dir():
                 raise UserError(f"results directory not found: {d}")
     if args.cmd == "report":
@@ -150,31 +221,68 @@ def _dispatch(args: argparse.Namespace) -> int:
         _emit(cmp.render(args.format), args.out)
         return 1 if (args.strict and len(cmp.flagged)) else 0
     if args.cmd == "status":
-        from .status import render_status, status_rows
-
-        if not Path(args.results_dir).is_dir():
-            raise UserError(f"results directory not found: {args.results_dir}")
-        print(render_status(status_rows(args.results_dir, args.suite)), end="")
-        return 0
+        return _status(args)
     if args.cmd == "run":
-        mode = "quiet" if args.quiet else ("log" if args.log else "auto")
-        res = api.run_suite(_resolve_suite_path(args.suite), args.results, args.data_root, args.device, mode,
-                            _parse_set(args.set), jobs=args.jobs, devices=args.devices,
-                            runs_per_device=args.runs_per_device, backend=args.backend,
-                            scheduler_address=args.scheduler_address, ray_address=args.address,
-                            retries=args.retries, threads_per_run=args.threads_per_run,
-                            in_process=args.in_process)
-        c = res.counts
-        print(api.summary_table(args.results, res.name))
-        other = "".join(f", {n} {k}" for k, n in c.items() if k not in ("done", "skipped", "failed") and n)
-        print(f"suite {res.name}: {c.get('done', 0)} done, {c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed"
-              f"{other} in {res.wall_seconds:.0f} s; results in {res.results_dir}/runs/")
-        for o in res.outcomes:
-            if o.state == "failed":
-                tb = f"{res.results_dir}/runs/{o.run_id}/traceback.txt"
-                print(f"  FAILED {o.label} ({o.run_id}): {o.error}; see {tb}")
-        return 0 if res.ok else 1
+        return _run(args)
     return 2
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .api import results_kind
+    from .status import render_status, status_rows
+
+    dirs = _results_dirs(args, "results_dirs")
+    rows = []
+    for d in dirs:
+        if args.suite is not None and len(dirs) > 1 and not (Path(d) / "suites" / f"{args.suite}.json").exists():
+            continue
+        for row in status_rows(d, args.suite):
+            row.store = results_kind(d) if len(dirs) > 1 else None
+            rows.append(row)
+    if args.suite is not None and not rows:
+        status_rows(dirs[0], args.suite)  # raises the one-line "no suite ... (known: ...)" error
+    print(render_status(rows), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import api
+
+    sets, sweeps = _parse_set(args.set)
+    more_sets, more_sweeps = _parse_set(args.sweep, "--sweep")
+    sweeps.update(more_sweeps)
+    sets.update(more_sets)
+    if args.max_runs < 1:
+        raise UserError(f"--max-runs must be >= 1, got {args.max_runs}")
+    suite = _resolve_suite_path(args.suite)
+    if args.dry_run:
+        cfg, planned = api.plan_suite(suite, args.results, sets, sweeps, args.max_runs, args.reference)
+        w = max([len(p.label) for p in planned] + [5])
+        print(f"suite {cfg.name}: {len(planned)} runs (dry run: nothing is trained or written)")
+        print(f"{'label'.ljust(w)}  run id            status")
+        for p in planned:
+            print(f"{p.label.ljust(w)}  {p.run_id}  {p.status}")
+        return 0
+    mode = "quiet" if args.quiet else ("log" if args.log else "auto")
+    res = api.run_suite(suite, args.results, args.data_root, args.device, mode, sets, jobs=args.jobs,
+                        devices=args.devices, runs_per_device=args.runs_per_device, backend=args.backend,
+                        scheduler_address=args.scheduler_address, ray_address=args.address, retries=args.retries,
+                        threads_per_run=args.threads_per_run, sweeps=sweeps, max_runs=args.max_runs,
+                        rerun=args.rerun, tensorboard=args.tensorboard, in_process=args.in_process)
+    c = res.counts
+    print(api.summary_table(args.results, res.name))
+    other = "".join(f", {n} {k}" for k, n in c.items() if k not in ("done", "skipped", "failed") and n)
+    skipped = f" (already finished in {res.results_dir}/; --rerun trains them again)" if c.get("skipped") else ""
+    print(f"suite {res.name}: {c.get('done', 0)} done, {c.get('skipped', 0)} skipped{skipped}, "
+          f"{c.get('failed', 0)} failed{other} in {res.wall_seconds:.0f} s; results in {res.results_dir}/runs/")
+    for o in res.outcomes:
+        if o.state == "failed":
+            tb = f"{res.results_dir}/runs/{o.run_id}/traceback.txt"
+            print(f"  FAILED {o.label} ({o.run_id}): {o.error}; see {tb}")
+    line = api.check_reference(res, args.reference)
+    if line:
+        print(line)
+    return 0 if res.ok else 1
 
 
 if __name__ == "__main__":

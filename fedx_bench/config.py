@@ -11,15 +11,12 @@ import copy
 import dataclasses
 import difflib
 import hashlib
-import itertools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-
-import yaml
 
 from .errors import ConfigError
 
@@ -143,6 +140,13 @@ class PerfConfig:
 
 
 @dataclass
+class LogConfig:
+    """Experiment-tracking output; never changes a result (not part of the run id)."""
+
+    tensorboard: bool = False  # TensorBoard event files in <run dir>/tensorboard/ (needs the tensorboard extra)
+
+
+@dataclass
 class RunConfig:
     """Everything that determines one run's numbers. Its hash (minus ``device``/``data.root``) is the run id."""
 
@@ -155,6 +159,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (not part of the run id)
     deterministic: bool = False  # cudnn deterministic mode on GPU
@@ -166,6 +171,7 @@ class RunConfig:
         """The part of the config that defines the result (what the run id hashes)."""
         d = self.to_dict()
         d.pop("device")
+        d.pop("log")  # tracking output only
         for k in ("channels_last", "compile"):  # layout/compilation: same result distribution, same run
             d["perf"].pop(k)
         d["data"].pop("root")
@@ -183,7 +189,8 @@ class RunConfig:
         """Short human label, e.g. ``simclr+fedx/cifar10/s0``."""
         fx = "" if not self.fedx.enabled else ("+fedx" if self.fedx.variant == "fedx" else f"+{self.fedx.variant}")
         agg = "" if self.federation.aggregator == "fedavg" else f"@{self.federation.aggregator}"
-        return f"{self.method}{agg}{fx}/{self.data.name}/s{self.seed}"
+        extra = getattr(self, "label_extra", "")  # the suite's swept values (set by label_runs; not hashed)
+        return f"{self.method}{agg}{fx}/{self.data.name}/s{self.seed}" + (f" {extra}" if extra else "")
 
 
 @dataclass
@@ -257,6 +264,8 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -303,6 +312,15 @@ def _normalise_shorthands(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+MAX_BATCH = 65536  # a larger batch is a typo (the whole of CIFAR-10 is 50k images)
+MAX_RUNS = 1000  # a suite (cases x grid) larger than this is refused unless confirmed (--max-runs)
+
+
+def valid_device(device: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the spelling only; availability is checked before a suite runs)."""
+    return device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+
+
 def validate_run(cfg: RunConfig) -> RunConfig:
     """Semantic checks beyond types: values that cannot work. Also checks registry names."""
     from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS, load_builtins
@@ -315,8 +333,8 @@ def validate_run(cfg: RunConfig) -> RunConfig:
     f, o, e = cfg.federation, cfg.optim, cfg.eval
     if f.clients < 1:
         raise bad("federation.clients", f"must be >= 1, got {f.clients}")
-    if f.rounds < 0:
-        raise bad("federation.rounds", f"must be >= 0, got {f.rounds}")
+    if f.rounds < 1:
+        raise bad("federation.rounds", f"must be >= 1, got {f.rounds}")
     if f.local_epochs < 1:
         raise bad("federation.local_epochs", f"must be >= 1, got {f.local_epochs}")
     if f.partition == "dirichlet" and not f.beta > 0:
@@ -329,8 +347,42 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         raise bad("optim.batch_size", f"must be >= 2 (contrastive losses need pairs), got {o.batch_size}")
     if o.random_batch_size is not None and o.random_batch_size < 1:
         raise bad("optim.random_batch_size", f"must be >= 1, got {o.random_batch_size}")
+    if o.batch_size > MAX_BATCH:
+        raise bad("optim.batch_size", f"must be <= {MAX_BATCH}, got {o.batch_size}")
+    if o.random_batch_size is not None and o.random_batch_size > MAX_BATCH:
+        raise bad("optim.random_batch_size", f"must be <= {MAX_BATCH}, got {o.random_batch_size}")
     if not o.lr > 0:
         raise bad("optim.lr", f"must be > 0, got {o.lr}")
+    if not 0 <= o.momentum < 1:
+        raise bad("optim.momentum", f"must be in [0, 1), got {o.momentum}")
+    if cfg.seed < 0:
+        raise bad("seed", f"must be >= 0, got {cfg.seed}")
+    if f.partition_seed is not None and f.partition_seed < 0:
+        raise bad("federation.partition_seed", f"must be >= 0, got {f.partition_seed}")
+    m = cfg.model
+    for key in ("proj_hidden", "proj_dim", "width"):
+        v = getattr(m, key)
+        if v is not None and v < 1:
+            raise bad(f"model.{key}", f"must be >= 1, got {v}")
+    for key in ("head_hidden", "head_dim"):
+        if getattr(cfg.fedx, key) < 1:
+            raise bad(f"fedx.{key}", f"must be >= 1, got {getattr(cfg.fedx, key)}")
+    if cfg.fedx.enabled and cfg.fedx.variant in FEDX_VARIANTS and FEDX_VARIANTS[cfg.fedx.variant]["head"] \
+            and cfg.fedx.head_dim != m.proj_dim:
+        raise bad("fedx.head_dim", f"must equal model.proj_dim ({m.proj_dim}): the global contrastive term compares "
+                  f"the head's output with the teacher's projection; got {cfg.fedx.head_dim}")
+    for key in ("probe_batch_size", "semi_batch_size", "feature_batch_size"):
+        v = getattr(e, key)
+        if not 1 <= v <= MAX_BATCH:
+            raise bad(f"eval.{key}", f"must be in 1..{MAX_BATCH}, got {v}")
+    if not e.probe_lr > 0:
+        raise bad("eval.probe_lr", f"must be > 0, got {e.probe_lr}")
+    if e.probe_weight_decay < 0:
+        raise bad("eval.probe_weight_decay", f"must be >= 0, got {e.probe_weight_decay}")
+    if e.knn_k < 1:
+        raise bad("eval.knn_k", f"must be >= 1, got {e.knn_k}")
+    if not e.knn_temperature > 0:
+        raise bad("eval.knn_temperature", f"must be > 0, got {e.knn_temperature}")
     if o.weight_decay < 0:
         raise bad("optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
     if not 0 < cfg.data.fraction <= 1:
@@ -373,7 +425,7 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         known = ", ".join(FEDX_VARIANTS)
         raise bad("fedx.variant", f"unknown FedX variant {cfg.fedx.variant!r}{extra}; known: {known}")
-    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+    if not valid_device(cfg.device):
         raise bad("device", f"must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for p in e.protocols:
         EVALUATIONS.get(p)
@@ -390,7 +442,22 @@ def validate_run(cfg: RunConfig) -> RunConfig:
     parsed = method_cls.parse_args(cfg.method_args)  # raises ConfigError on unknown/invalid method_args
     if dataclasses.is_dataclass(parsed):  # fully resolved: defaults written out, so equal settings hash equal
         cfg.method_args = dataclasses.asdict(parsed)
+    _check_method_args(cfg.method_args)
     return cfg
+
+
+def _check_method_args(args: dict[str, Any]) -> None:
+    """Generic sanity of a method's own numbers (whatever the method): finite, temperatures > 0, EMA/momentum
+    coefficients in [0, 1]."""
+    for k, v in args.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isfinite(v):
+            raise ConfigError(f"method_args.{k}: expected a finite number, got {v!r}")
+        if "temperature" in k and not v > 0:
+            raise ConfigError(f"method_args.{k}: must be > 0, got {v!r}")
+        if k in ("momentum", "ema") and not 0 <= v <= 1:
+            raise ConfigError(f"method_args.{k}: must be in [0, 1], got {v!r}")
 
 
 def run_config_from_dict(d: dict[str, Any], where: str = "") -> RunConfig:
@@ -420,78 +487,12 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-SUITE_KEYS = {"name", "description", "base", "grid", "cases", "reduced_from"}
-
-
-def expand_suite(doc: dict[str, Any], source: str | None = None) -> SuiteConfig:
-    """Expand ``base`` × ``cases`` × ``grid`` into validated RunConfigs (duplicates removed, order kept).
-
-    ``grid`` maps dotted keys (``method``, ``fedx``, ``seed``, ``federation.beta``, ``dataset`` ...) to
-    lists of values; ``cases`` is a list of partial configs (e.g. one per dataset with its own settings).
-    """
-    src = source or "<suite>"
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{src}: a suite must be a mapping with keys {sorted(SUITE_KEYS)}")
-    for k in doc:
-        if k not in SUITE_KEYS:
-            hint = difflib.get_close_matches(str(k), SUITE_KEYS, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{src}: unknown key {k!r}{extra}")
-    name = doc.get("name") or (Path(source).stem if source else "suite")
-    base = _normalise_shorthands(doc.get("base") or {})
-    grid = doc.get("grid") or {}
-    cases = doc.get("cases") or [{}]
-    if not isinstance(grid, dict):
-        raise ConfigError(f"{src}: grid must be a mapping of key -> list of values")
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        raise ConfigError(f"{src}: cases must be a list of mappings")
-    keys = list(grid)
-    for k in keys:
-        if not isinstance(grid[k], list) or not grid[k]:
-            raise ConfigError(f"{src}: grid.{k} must be a non-empty list")
-    runs: list[RunConfig] = []
-    seen: set[str] = set()
-    for ci, case in enumerate(cases):
-        case_d = _deep_merge(base, _normalise_shorthands(case))
-        for combo in itertools.product(*(grid[k] for k in keys)):
-            d = copy.deepcopy(case_d)
-            for k, v in zip(keys, combo):
-                patch: dict[str, Any] = {}
-                _set_dotted(patch, k, v)
-                d = _deep_merge(d, _normalise_shorthands(patch))
-            where = f"cases[{ci}]" if len(cases) > 1 else ""
-            try:
-                cfg = run_config_from_dict(d, where)
-            except ConfigError as e:
-                raise ConfigError(f"{src}: {e}") from None
-            if cfg.run_id not in seen:
-                seen.add(cfg.run_id)
-                runs.append(cfg)
-    return SuiteConfig(
-        name=str(name),
-        runs=runs,
-        description=str(doc.get("description", "")),
-        source=source,
-        reduced_from=doc.get("reduced_from"),
-    )
-
-
-def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> SuiteConfig:
-    """Read a suite YAML file; ``overrides`` (dotted keys) are applied to ``base`` (CLI ``--set``)."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"suite file not found: {p}")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        msg = str(e).replace("\n", " ")
-        raise ConfigError(f"{p}: invalid YAML: {msg}") from None
-    if overrides:
-        doc = dict(doc or {})
-        base = _normalise_shorthands(doc.get("base") or {})
-        for k, v in overrides.items():
-            patch: dict[str, Any] = {}
-            _set_dotted(patch, k, v)
-            base = _deep_merge(base, _normalise_shorthands(patch))
-        doc["base"] = base
-    return expand_suite(doc or {}, str(p))
+# Suite expansion lives in fedx_bench.suite; these names stay importable from here (explicit re-exports).
+from .suite import LABEL_KEYS as LABEL_KEYS  # noqa: E402
+from .suite import SUITE_KEYS as SUITE_KEYS  # noqa: E402
+from .suite import expand_suite as expand_suite  # noqa: E402
+from .suite import grid_size as grid_size  # noqa: E402
+from .suite import label_runs as label_runs  # noqa: E402
+from .suite import load_suite as load_suite  # noqa: E402
+from .suite import read_suite_doc as read_suite_doc  # noqa: E402
+from .suite import split_sweep as split_sweep  # noqa: E402

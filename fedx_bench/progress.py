@@ -35,8 +35,8 @@ class Progress:
             from tqdm import tqdm
 
             tqdm.write(msg, file=self.stream)
-        else:
-            print(msg, file=self.stream, flush=True)
+        else:  # one format everywhere: "YYYY-MM-DD HH:MM:SS message"
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}", file=self.stream, flush=True)
 
     def suite_start(self, name: str, total: int) -> None:
         if self.mode == "bar":
@@ -81,7 +81,11 @@ class Progress:
             self.log(f"[{self._run_label}] {msg}")
 
     def round_end(self, round_idx: int, metrics: dict[str, Any]) -> None:
-        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        # the same names and order as the parallel view's lines (probe, knn, loss)
+        named = {{"linear_probe": "probe", "linear_probe_top1": "probe", "knn_top1": "knn"}.get(k, k): v
+                 for k, v in metrics.items() if isinstance(v, float)}
+        order = {"probe": 0, "knn": 1, "loss": 2}
+        shown = dict(sorted(named.items(), key=lambda kv: order.get(kv[0], 3)))
         if self._run_bar is not None:
             self._run_bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
             self._run_bar.update(1)

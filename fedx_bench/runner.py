@@ -50,6 +50,7 @@ from .store import (
     one_line_error,
     read_json,
 )
+from .tracking import log_record
 
 DEFAULT_THREADS = 1  # intra-op CPU threads of a run unless asked otherwise (--threads-per-run)
 ANGLE_FILE = "angle.json"
@@ -435,6 +436,7 @@ def _execute(
         now = time.perf_counter()
         records.append({"round": 0, **m, "eval_seconds": now - te, "wall_seconds": now - t0})
         rd.write_metrics(records)
+        log_record(cfg, rd.path, records[-1])
     while trainer.round < rounds:
         res = trainer.run_round()
         r = res.round
@@ -457,6 +459,7 @@ def _execute(
         rec["wall_seconds"] = time.perf_counter() - t0
         records.append(rec)
         rd.write_metrics(records)
+        log_record(cfg, rd.path, rec)  # TensorBoard, when asked for (fedx_bench.tracking)
         rd.save_checkpoint({"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
                             "elapsed": rec["wall_seconds"], "angle": tracker.results if tracker is not None else {}})
         done_now = r - start_round

@@ -1041,20 +1041,39 @@ def _dask_backend(opts: SchedulerOptions) -> _Backend:
 
 
 def _ray_backend(opts: SchedulerOptions) -> _Backend:
+    """Ray: the given cluster (``--address``), else a local one started here on loopback, limited to this
+    machine's cores, without dashboard, and shut down when the suite ends. Ray's joblib backend is a
+    multiprocessing pool that joblib >= 1.4 refuses for ``return_as="generator*"``; its pool delivers results
+    through callbacks, so a subclass that says so streams outcomes as runs finish."""
     try:
         import ray
-        from ray.util.joblib import register_ray
+        from joblib import register_parallel_backend
+        from ray.util.joblib.ray_backend import RayBackend
     except ImportError:
         raise UserError("--backend ray needs the ray extra: pip install 'fedx-bench[ray]'") from None
+
+    class _StreamingRayBackend(RayBackend):
+        supports_return_generator = True
+
+    started = False
     if not ray.is_initialized():
-        ray.init(address=opts.ray_address)
-    register_ray()
+        try:
+            if opts.ray_address:
+                ray.init(address=opts.ray_address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
+                         log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            where = opts.ray_address or "a local Ray instance"
+            raise UserError(f"--backend ray: cannot start or reach {where}: {' '.join(str(e).split())[:200]}") from None
+        started = True
+    register_parallel_backend("ray", _StreamingRayBackend)
     kwargs: dict[str, Any] = {"backend": "ray"}
     gpus = float(ray.cluster_resources().get("GPU", 0))
     if gpus > 0:
         kwargs["ray_remote_args"] = {"num_gpus": 1.0 / opts.runs_per_device}
     n_jobs = opts.jobs or max(1, int(gpus * opts.runs_per_device) or int(ray.cluster_resources().get("CPU", 1)))
-    return _Backend(kwargs, n_jobs, opts.devices, opts.threads_per_run)
+    return _Backend(kwargs, n_jobs, opts.devices, opts.threads_per_run, close=ray.shutdown if started else lambda: None)
 
 
 def _backend(opts: SchedulerOptions, device: str | None) -> _Backend:

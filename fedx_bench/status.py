@@ -35,12 +35,13 @@ class StatusRow:
     updated_seconds_ago: float | None
     attempts: int
     error: str | None
+    store: str | None = None  # stored | local, when several results directories are shown together
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
         out = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON: shown as unknown, never a traceback
         return {}
     return out if isinstance(out, dict) else {}
 
@@ -60,7 +61,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _age(updated: str | None, now: float) -> float | None:
-    if not updated:
+    if not updated or not isinstance(updated, str):
         return None
     try:
         return max(0.0, now - datetime.strptime(updated, "%Y-%m-%dT%H:%M:%S%z").timestamp())
@@ -71,17 +72,28 @@ def _age(updated: str | None, now: float) -> float | None:
 def _row(run_id: str, label: str, st: dict[str, Any], spec: dict[str, Any], now: float) -> StatusRow:
     state = st.get("state", "pending")
     # A "running" run whose process is gone was killed (kill -9, power loss): say so instead of "running".
-    if state == "running" and st.get("pid") and st.get("host") == socket.gethostname() \
+    if state == "running" and isinstance(st.get("pid"), int) and st.get("host") == socket.gethostname() \
             and not _pid_alive(int(st["pid"])):
         state = "interrupted"
-    lm = st.get("last_metrics") or {}
-    rounds = st.get("rounds") or ((spec.get("config") or {}).get("federation") or {}).get("rounds")
+    lm = _d(st.get("last_metrics"))
+    rounds = st.get("rounds") or _d(_d(spec.get("config")).get("federation")).get("rounds")
     elapsed = st.get("wall_seconds") if state == "done" else st.get("elapsed_seconds")
     eta = None if state in ("done", "failed", "interrupted") else st.get("eta_seconds")
     err = st.get("error") if state in ("failed", "interrupted") else None
-    return StatusRow(run_id, label, state, st.get("round"), rounds, lm.get("linear_probe_top1"), lm.get("knn_top1"),
-                     lm.get("loss"), st.get("device"), elapsed, eta, _age(st.get("updated"), now),
-                     len(st.get("attempts") or []), err)
+    attempts = st.get("attempts")
+    return StatusRow(run_id, label, str(state), _n(st.get("round")), _n(rounds), _n(lm.get("linear_probe_top1")),
+                     _n(lm.get("knn_top1")), _n(lm.get("loss")), st.get("device"), _n(elapsed), _n(eta),
+                     _age(st.get("updated"), now), len(attempts) if isinstance(attempts, list) else 0,
+                     None if err is None else str(err))
+
+
+def _d(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def _n(x: Any) -> Any:
+    """A number from a status file, or None (a hand-edited or foreign file never breaks the table)."""
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def status_rows(results_dir: str | Path, suite: str | None = None, now: float | None = None) -> list[StatusRow]:
@@ -101,11 +113,13 @@ def status_rows(results_dir: str | Path, suite: str | None = None, now: float | 
     else:
         ids = sorted(p.name for p in runs.iterdir() if (p / "spec.json").exists()) if runs.is_dir() else []
         labels = {}
+        for rec_path in sorted((root / "suites").glob("*.json")):  # suite labels show the swept values
+            labels.update(_read(rec_path).get("labels") or {})
     rows = []
     for run_id in ids:
         spec = _read(runs / run_id / "spec.json")
         st = _read(runs / run_id / "status.json")
-        rows.append(_row(run_id, spec.get("label") or labels.get(run_id, run_id), st, spec, now))
+        rows.append(_row(run_id, str(labels.get(run_id) or spec.get("label") or run_id), st, spec, now))
     if suite is None:
         rows.sort(key=lambda r: (r.label, r.run_id))
     return rows
@@ -120,6 +134,23 @@ def _secs(s: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def human_age(s: float | None) -> str:
+    """``12 s``, ``4 min``, ``3 h 5 min``, ``6 d 8 h``: the two largest units, for "updated ... ago"."""
+    if s is None:
+        return "-"
+    s = int(max(0, s))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, sec = divmod(rem, 60)
+    if d:
+        return f"{d} d {h} h"
+    if h:
+        return f"{h} h {m} min"
+    if m:
+        return f"{m} min"
+    return f"{sec} s"
+
+
 def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
@@ -129,13 +160,17 @@ def render_status(rows: list[StatusRow]) -> str:
     if not rows:
         return "no runs\n"
     head = ["run", "label", "state", "round", "probe", "knn", "loss", "device", "elapsed", "eta", "updated"]
+    stores = any(r.store for r in rows)
+    if stores:
+        head.insert(0, "store")
     body = []
     for r in rows:
         rnd = f"{r.round if r.round is not None else 0}/{r.rounds if r.rounds is not None else '?'}"
         state = r.state + (f" (x{r.attempts})" if r.attempts > 1 else "")
-        ago = "-" if r.updated_seconds_ago is None else f"{_secs(r.updated_seconds_ago)} ago"
-        body.append([r.run_id, r.label, state, rnd, _num(r.probe, ".2f"), _num(r.knn, ".2f"), _num(r.loss, ".4g"),
-                     r.device or "-", _secs(r.elapsed_seconds), _secs(r.eta_seconds), ago])
+        ago = "-" if r.updated_seconds_ago is None else f"{human_age(r.updated_seconds_ago)} ago"
+        line = [r.run_id, r.label, state, rnd, _num(r.probe, ".2f"), _num(r.knn, ".2f"), _num(r.loss, ".4g"),
+                r.device or "-", _secs(r.elapsed_seconds), _secs(r.eta_seconds), ago]
+        body.append([r.store or "-", *line] if stores else line)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]
     counts: dict[str, int] = {}
