@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +117,9 @@ def paired(a: Mapping[Any, Any], b: Mapping[Any, Any]) -> Difference | None:
         half = float(st.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
         ci = (mean - half, mean + half)
         if sd > 0:
-            p = _pvalue(st.ttest_rel(y, x).pvalue)
+            with warnings.catch_warnings():  # nearly identical differences: scipy warns, the p-value stands
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = _pvalue(st.ttest_rel(y, x).pvalue)
         else:  # every pair differs by the same amount: no noise to test against
             p = 1.0 if mean == 0 else 0.0
     return Difference(mean, ci, p, n, "paired", sd, tuple(float(v) for v in d))
@@ -139,7 +142,9 @@ def welch(a: Iterable[Any], b: Iterable[Any]) -> Difference | None:
         return Difference(mean, (mean, mean), 1.0 if mean == 0 else 0.0, n, "unpaired", 0.0)
     df = se2 ** 2 / ((va / len(x)) ** 2 / (len(x) - 1) + (vb / len(y)) ** 2 / (len(y) - 1))
     half = float(st.t.ppf(0.5 + CONFIDENCE / 2, df)) * math.sqrt(se2)
-    p = _pvalue(st.ttest_ind(y, x, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = _pvalue(st.ttest_ind(y, x, equal_var=False).pvalue)
     return Difference(mean, (mean - half, mean + half), p, n, "unpaired", noise)
 
 

@@ -98,7 +98,7 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
         if not (p / "runs").is_dir():
             raise UserError(f"{p} is a directory but not a results directory (no runs/ inside)")
         df = results_frame(p)
-        return p.resolve().name, df, [], [f"Source: results directory `{p}` (all {len(df)} runs)."]
+        return p.resolve().name, df, [], [f"Source: results directory `{display_path(p)}` (all {len(df)} runs)."]
     yaml_path: Path | None = None
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
@@ -117,10 +117,10 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
             from ..config import load_suite
 
             ids = [r.run_id for r in load_suite(yaml_path).runs]
-            notes.append(f"No suite record `suites/{name}.json` in {', '.join(map(str, roots))}: run ids taken "
-                         f"from {yaml_path}.")
+            notes.append(f"No suite record `suites/{name}.json` in {', '.join(map(display_path, roots))}: run ids "
+                         f"taken from {display_path(yaml_path)}.")
         except Exception as e:  # noqa: BLE001 - report what we can; the YAML may need newer code
-            notes.append(f"Could not expand {yaml_path} ({type(e).__name__}: {e}).")
+            notes.append(f"Could not expand {display_path(yaml_path)} ({type(e).__name__}: {e}).")
     if not ids:
         raise UserError(f"no runs recorded for suite {name!r} under {', '.join(map(str, roots))} "
                         "(run it first, or pass a results directory)")
@@ -128,9 +128,23 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
     df = results_frame(*existing) if existing else pd.DataFrame()
     if len(df):
         df = df[df["run_id"].isin(ids)]
-    notes.insert(0, f"Source: suite `{name}`" + (f" ({yaml_path})" if yaml_path else "")
-                 + f", results in {', '.join(f'`{r}`' for r in roots)}.")
+    notes.insert(0, f"Source: suite `{name}`" + (f" ({display_path(yaml_path)})" if yaml_path else "")
+                 + f", results in {', '.join(f'`{display_path(r)}`' for r in roots)}.")
     return name, df, ids, notes
+
+
+def display_path(p: str | Path) -> str:
+    """A path as report files show it: relative to the working directory or the fedx-bench checkout when under
+    them, else ``<abs>/<name>`` — never an absolute machine path."""
+    q = Path(p)
+    if not q.is_absolute():
+        return q.as_posix()
+    for base in (Path.cwd(), SUITES_DIR.parent):
+        try:
+            return q.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return f"<abs>/{q.name}"
 
 
 def _dedupe(df: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +176,7 @@ def main_setting(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return done, done
     keep = []
     for _, at in done.groupby("dataset", sort=False):
-        keys = at.apply(settings_key, axis=1)
+        keys = at["setting_id"] if "setting_id" in at.columns else at.apply(settings_key, axis=1)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for idx, k in zip(at.index, keys):
             groups.setdefault(k, []).append(idx)
@@ -335,10 +349,12 @@ def build_report(source: str | Path, out_root: str | Path = "reports",
     done = df[df["state"] == "done"].copy() if len(df) else df
 
     if len(df):
-        res.artefacts.append(Artefact("runs", "All runs (one row per run)", "data", export(df, out / "runs"),
+        portable = df.assign(results_dir=df["results_dir"].map(display_path))
+        res.artefacts.append(Artefact("runs", "All runs (one row per run)", "data", export(portable, out / "runs"),
                                       "Every run of this report with its settings, hashes and Last/Best values."))
 
     _table1(res, done, out)
+    _setting_tables(res, done, out)
     curves = load_curves(done) if len(done) else pd.DataFrame()
     _learning_curves(res, done, curves, out)
     _ablation(res, done, curves, out)
@@ -368,6 +384,22 @@ def _table1(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
     res.artefacts.append(Artefact("table1", "Table 1: linear-probe top-1, ours vs the paper", "table", files, cap,
                                   prov, md))
     _fedx_effect(res, main, out)
+
+
+def _setting_tables(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
+    """Every setting of the report as its own Table-1-style table (a cell never pools settings)."""
+    from .settings import render_setting_tables, setting_tables
+
+    if not len(done):
+        return
+    tabs = setting_tables(done)
+    if len(tabs) < 2:
+        return
+    md = render_setting_tables(done, "md", tables=tabs)
+    files = _write_table(out, "settings", md, render_setting_tables(done, "latex", tables=tabs),
+                         render_setting_tables(done, "csv", tables=tabs))
+    res.artefacts.append(Artefact("settings", f"All {len(tabs)} settings, one table each", "table", files,
+                                  "Each table holds the runs of one setting id per dataset column.", [], md))
 
 
 def _fedx_effect(res: ReportResult, main: pd.DataFrame, out: Path) -> None:
