@@ -231,7 +231,7 @@ class StaleRuns:
                          " numbers may differ)")
         if self.cosmetic:
             parts.append(f"{len(self.cosmetic)} by code that differs only in reports/CLI (numbers unchanged)")
-        hint = "; --rerun-stale retrains the first two kinds" if self.ids else ""
+        hint = f"; --rerun-stale retrains {len(self.ids)} of them" if self.ids else ""
         return f"{n} of {self.total_done} stored finished runs were made by other code: " + "; ".join(parts) + hint
 
     def archive(self, store: RunStore) -> list[Path]:

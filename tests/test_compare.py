@@ -23,8 +23,8 @@ PROTOCOLS = {"knn": "v1", "linear_probe": "fedx-v1", "partition": "v1"}
 PLUGIN = "examples.my_simsiam:SimSiam"
 
 
-def write_run(root: Path, method: str, fedx: bool, seed: int, last: float, *, rounds: int = 5, init: float | None = None,
-              commit: str = "a" * 40, phash: str | None = None) -> str:
+def write_run(root: Path, method: str, fedx: bool, seed: int, last: float, *, rounds: int = 5,
+              init: float | None = None, commit: str = "a" * 40, phash: str | None = None) -> str:
     """One finished run with known numbers (full resolved config, as the runner writes it)."""
     cfg = RunConfig(method=method, seed=seed).to_dict()
     cfg["fedx"]["enabled"] = fedx
