@@ -275,6 +275,14 @@ def provenance(runs: pd.DataFrame, cell_cols: tuple[str, ...] = ("method", "vari
         by_ds.append(f"{DATASET_DISPLAY.get(d, d)}: {shown}" + (" — data: " + "; ".join(sorted(notes))[:200]
                                                                  if notes else ""))
     lines.append("**Configuration** — " + " | ".join(by_ds))
+    if "setting_id" in runs.columns:
+        sids = list(dict.fromkeys(str(x) for x in runs["setting_id"].dropna()))
+        lines.append("**Setting ids** — " + ", ".join(f"`{x}`" for x in sids[:8])
+                     + (f", … ({len(sids) - 8} more; see runs.csv)" if len(sids) > 8 else ""))
+    if "code_version" in runs.columns:
+        cv = runs["code_version"].dropna().value_counts()
+        lines.append(f"**Code versions** — {len(cv)}: " + ", ".join(f"`{k}` ({v})" for k, v in list(cv.items())[:6])
+                     + (", …" if len(cv) > 6 else ""))
     protos = sorted({p.strip() for s in runs["protocol_versions"].dropna() for p in str(s).split(",")
                      if p.strip() and p.strip().split("@")[0] in protocols})
     lines.append("**Protocols** — " + (", ".join(f"`{p}`" for p in protos) if protos else "—"))

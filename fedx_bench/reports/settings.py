@@ -115,7 +115,11 @@ def setting_tables(done: pd.DataFrame, dicts: dict[str, dict[str, Any]] | None =
     tables.sort(key=lambda t: -len(t.runs))
     keys = S.distinguishing_keys([t.common for t in tables]) if len(tables) > 1 else []
     for t in tables:
-        ds = ", ".join(f"{DATASET_DISPLAY.get(d, d)} `{g.split('|')[0]}`"
+        def src(g: str) -> str:
+            v = S.flatten(dicts.get(g.split("|")[0], {})).get("data.source")
+            return f" ({v})" if v not in (None, "auto") else ""
+
+        ds = ", ".join(f"{DATASET_DISPLAY.get(d, d)}{src(g)} `{g.split('|')[0]}`"
                        for d, g in sorted(t.settings.items(), key=lambda kv: dataset_sort_key(kv[0])))
         rest = " · ".join(f"{S.short_name(k)} {S.fmt_value(t.common.get(k))}" for k in keys)
         t.title = f"Setting {ds}" + (f" — {rest}" if rest else "")
