@@ -149,8 +149,13 @@ def run_one(cfg: RunConfig, results_dir: str | Path = "results", data_root: str 
 def summary_table(results_dir: str | Path, suite: str | None = None) -> str:
     """The end-of-suite table (probe and kNN vs the random-init encoder) as Markdown."""
     from .reports import render_summary, results_frame
+    from .reports.settings import setting_tables
 
-    return render_summary(results_frame(results_dir, suite=suite))
+    df = results_frame(results_dir, suite=suite)
+    tabs = setting_tables(df[df["state"] == "done"]) if len(df) else []
+    if len(tabs) < 2:
+        return render_summary(df)
+    return "\n".join(f"### {t.title}\n\n{render_summary(t.runs)}" for t in tabs)  # one table per setting
 
 
 def report(results_dir: str | Path | Sequence[str | Path], fmt: str = "md", suite: str | None = None,

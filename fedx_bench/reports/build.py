@@ -461,9 +461,9 @@ def _ablation(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: 
         return
     keep = []
     for (m, d), a in abl.groupby(["method", "dataset"], sort=False):
-        key = _mode(a.apply(settings_key, axis=1))
+        key = _mode(a["setting_id"])  # one setting per block: a cell never pools settings
         same = done[(done["method"] == m) & (done["dataset"] == d)]
-        keep += [i for i, k in zip(same.index, same.apply(settings_key, axis=1)) if k == key]
+        keep += list(same.index[same["setting_id"] == key])
     runs = done.loc[keep]
     t = tables.ablation_table(runs)
     md = t.render("md")
@@ -511,7 +511,7 @@ def _angle(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
     if "angle_round" not in done.columns or done["angle_round"].isna().all():
         res.absent["Angle analysis"] = "no run has angle.json (protocol angle@v1 not run for these runs)"
         return
-    runs = done[done["angle_round"].notna()]
+    runs, _ = main_setting(done[done["angle_round"].notna()])
     t = tables.angle_table(runs)
     md = t.render("md")
     files = _write_table(out, "angle", md, t.render("latex"), t.render("csv"))
@@ -544,7 +544,7 @@ def _semi(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
         res.absent["Semi-supervised"] = "no run has semi_supervised results in eval.json (semi_supervised@v1 not run)"
         return
     fr = tables.semi_fractions(done)
-    runs = done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)]
+    runs, _ = main_setting(done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)])
     if runs.empty:  # the columns exist because other runs in the same store have them
         res.absent["Semi-supervised"] = "no run of this report has semi_supervised results (semi_supervised@v1 not run)"
         return
