@@ -25,9 +25,15 @@ from .results import collect, describe_settings, paper_value
 from .settings import group_key, setting_dicts
 from .style import variant_name
 from .table1 import MISSING, _latex_cell, code_versions, display_name, pair_difference, seed_partitions
+from .tables import method_sort_key, variant_order
 
 METRICS = {"probe_last": "probe Last", "probe_best": "probe Best", "knn_last": "kNN Last"}
 FLOOR = ("random-init", "none")
+
+
+def _variant_rank(v: str) -> int:
+    order = variant_order({v} | {"none", "fedx"})
+    return order.index(v)
 
 
 def _row_name(method: str, variant: str) -> str:
@@ -70,8 +76,11 @@ class CompareResult:
         if fmt not in ("md", "latex"):
             raise ValueError(f"unknown format {fmt!r} (md, latex or csv)")
         md = fmt == "md"
-        out = [f"New runs ({', '.join(self.new_dirs)}) vs the stored baselines of their setting "
-               f"({', '.join(self.baseline_dirs)}): {', '.join(METRICS.get(m, m) for m in self.metrics)}, top-1 (%). "
+        from .build import display_path
+
+        out = [f"New runs ({', '.join(map(display_path, self.new_dirs))}) vs the stored baselines of their setting "
+               f"({', '.join(map(display_path, self.baseline_dirs))}): "
+               f"{', '.join(METRICS.get(m, m) for m in self.metrics)}, top-1 (%). "
                "Rows: mean ± std (n seeds) [95 % CI]. Differences: new − baseline (pp) [95 % CI], p (t-test), paired "
                "by seed where partition hashes match, else unpaired (Welch). Verdict 'better'/'worse' only when the "
                "CI excludes 0 and n ≥ 3."]
@@ -185,7 +194,8 @@ def compare(baseline_dirs: str | Path | Iterable[str | Path], new_dirs: str | Pa
             continue
         floor = _floor_frame(pd.concat([sg, ng], ignore_index=True))
         new_rows = list(ng.groupby(["method", "variant"], sort=False))
-        base_rows = [(FLOOR, floor)] + list(sg.groupby(["method", "variant"], sort=False))
+        base_rows = [(FLOOR, floor)] + sorted(sg.groupby(["method", "variant"], sort=False),
+                                              key=lambda kv: (method_sort_key(kv[0][0]), _variant_rank(kv[0][1])))
         for (m, v), g in new_rows:
             rows += [_row_record(sid, "new", m, v, g, met) for met in metrics]
         for (m, v), g in base_rows:
