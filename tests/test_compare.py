@@ -163,3 +163,16 @@ def test_missing_directory_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Cap
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "not found" in err
     assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_report_folder_has_per_setting_tables_and_no_machine_paths(stores: tuple[Path, Path], tmp_path: Path) -> None:
+    from fedx_bench.reports import build_report
+
+    stored, _ = stores
+    res = build_report(stored, tmp_path / "reports")
+    assert (res.out_dir / "settings.md").read_text().count("### Setting") == 2
+    for f in res.files:
+        if f.suffix in (".md", ".csv", ".tex"):
+            text = f.read_text()
+            assert str(tmp_path) not in text and "/machine/data" not in text, f.name
+    assert "Setting ids" in (res.out_dir / "index.md").read_text()
