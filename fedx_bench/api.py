@@ -386,6 +386,8 @@ def _verify_one(rd: Any, spec: dict[str, Any], env: dict[str, Any], label: str, 
 
     import torch
 
+    from .store import read_json
+
     rid = rd.run_id
     try:
         cfg = build(dict(spec["config"]), f"{rd.file('spec.json')}")
@@ -403,8 +405,15 @@ def _verify_one(rd: Any, spec: dict[str, Any], env: dict[str, Any], label: str, 
             return VerifyOutcome(rid, label, "failed", detail=str(e))
         if outcome.state != "done":
             return VerifyOutcome(rid, label, "failed", detail=outcome.error or outcome.state)
-        new = RunStore(tmp).run(cfg.run_id).read_metrics()
+        new_rd = RunStore(tmp).run(cfg.run_id)
+        new = new_rd.read_metrics()
+        new_eval = read_json(new_rd.file("eval.json"), {}) or {}
     worst, where = metric_differences(rd.read_metrics(), new)
+    # eval.json too: Last/Best summaries and what lives only there (semi-supervised fine-tune results)
+    e_worst, e_where = metric_differences([{"round": -1, **(read_json(rd.file("eval.json"), {}) or {})}],
+                                          [{"round": -1, **new_eval}])
+    if e_worst > worst:
+        worst, where = e_worst, "eval.json " + e_where.replace("round -1 ", "")
     note = "" if cfg.run_id == rid else f"config now hashes to {cfg.run_id}"
     if worst == 0.0:
         return VerifyOutcome(rid, label, "reproduces exactly", detail=note)
