@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -104,27 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--threads-per-run", type=int, default=None, metavar="T",
                      help="CPU threads per run (default 1, whatever --jobs; recorded, reused on resume)")
     par.add_argument("--in-process", action="store_true", help="run the runs in this process (no crash isolation)")
-    rep = sub.add_parser("report", help="print Table 1 and write the paper-style report folder (tables, figures)")
-    rep.add_argument("source", help="a results directory, or a suite name / suite YAML (its runs under --results)")
-    rep.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="format of the printed table")
-    rep.add_argument("--suite", default=None, help="with a results directory: only runs of this suite")
-    rep.add_argument("--metric", choices=["probe", "knn"], default="probe")
-    rep.add_argument("--out", default=None, help="write the table to this file instead of stdout")
-    rep.add_argument("--results", action="append", default=None, metavar="DIR",
-                     help="results directory holding a suite's runs (repeatable; default: results)")
-    rep.add_argument("--reports-dir", default="reports", help="report folders go to REPORTS_DIR/<name>/")
-    rep.add_argument("--no-files", action="store_true", help="only print the table; write no report folder")
+    r.add_argument("--rerun-stale", action="store_true",
+                   help="retrain the finished runs of --results that other code made (old folders are kept)")
+    _add_report_parser(sub)
     co = sub.add_parser("collect", help="all runs of one or more results directories as one table (Parquet + CSV)")
     co.add_argument("results_dirs", nargs="*", metavar="DIR", help="results directories (alias of --results)")
     co.add_argument("--results", action="append", default=None, metavar="DIR",
                     help="results directory (repeatable; default: results and results/local)")
     co.add_argument("--out", default="runs", help="output path without suffix: writes OUT.parquet and OUT.csv")
-    cp = sub.add_parser("compare", help="new runs vs stored runs vs the paper; FLAGs unlike settings/partitions")
-    cp.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="stored results directories")
-    cp.add_argument("--new", nargs="+", required=True, metavar="DIR", help="results directories with the new runs")
-    cp.add_argument("--format", choices=["md", "latex", "csv"], default="md")
-    cp.add_argument("--out", default=None, help="write to this file instead of stdout")
-    cp.add_argument("--strict", action="store_true", help="exit 1 when any compared cell is flagged")
+    _add_compare_parser(sub)
+    _add_verify_parser(sub)
     st = sub.add_parser("status", help="every run of results directories: state, round, metrics, device, ETA")
     st.add_argument("results_dirs", nargs="*", metavar="DIR", help="results directories (alias of --results)")
     st.add_argument("--results", action="append", default=None, metavar="DIR",
@@ -184,42 +174,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name, desc in api.list_registry(args.kind):
             print(f"{name:32s} {desc}".rstrip())
         return 0
+    if args.cmd in ("report", "compare", "verify"):
+        return _REPORTING[args.cmd](args)
     if args.cmd == "collect":
         args.results_dirs = _results_dirs(args, "results_dirs")
         if Path(args.out).parent != Path("") and not Path(args.out).parent.is_dir():
             raise UserError(f"collect --out {args.out}: folder {Path(args.out).parent} does not exist")
-    if args.cmd == "compare":
-        for d in args.baseline + args.new:
+        for d in args.results_dirs:
             if not Path(d).is_dir():
                 raise UserError(f"results directory not found: {d}")
-    if args.cmd == "report":
-        from .reports import build_report
-
-        src = Path(args.source)
-        if src.is_dir():
-            text = api.report(src, args.format, args.suite, args.metric)
-        else:  # a suite: its runs in the results directories
-            roots = args.results or ["results"]
-            text = api.report(roots[0], args.format, src.stem if src.suffix in (".yaml", ".yml") else args.source,
-                              args.metric)
-        _emit(text, args.out)
-        if not args.no_files:
-            res = build_report(args.source if not src.is_dir() else src, args.reports_dir, args.results)
-            absent = "; ".join(f"{k} ({v})" for k, v in res.absent.items()) or "none"
-            print(f"report folder: {res.index} ({len(res.files)} files); not produced: {absent}")
-        return 0
     if args.cmd == "collect":
         from .reports import collect, export
 
         df = collect(args.results_dirs)
         print(f"{len(df)} runs -> " + ", ".join(str(f) for f in export(df, args.out)))
         return 0
-    if args.cmd == "compare":
-        from .reports import compare
-
-        cmp = compare(args.baseline, args.new)
-        _emit(cmp.render(args.format), args.out)
-        return 1 if (args.strict and len(cmp.flagged)) else 0
     if args.cmd == "status":
         return _status(args)
     if args.cmd == "run":
@@ -268,7 +237,8 @@ def _run(args: argparse.Namespace) -> int:
                         devices=args.devices, runs_per_device=args.runs_per_device, backend=args.backend,
                         scheduler_address=args.scheduler_address, ray_address=args.address, retries=args.retries,
                         threads_per_run=args.threads_per_run, sweeps=sweeps, max_runs=args.max_runs,
-                        rerun=args.rerun, tensorboard=args.tensorboard, in_process=args.in_process)
+                        rerun=args.rerun, tensorboard=args.tensorboard, in_process=args.in_process,
+                        rerun_stale=args.rerun_stale)
     c = res.counts
     print(api.summary_table(args.results, res.name))
     other = "".join(f", {n} {k}" for k, n in c.items() if k not in ("done", "skipped", "failed") and n)
@@ -283,6 +253,123 @@ def _run(args: argparse.Namespace) -> int:
     if line:
         print(line)
     return 0 if res.ok else 1
+
+
+# --------------------------------------------------------------------------- report, compare, verify (issue 10)
+
+
+def _add_report_parser(sub: Any) -> None:
+    rep = sub.add_parser("report", help="Table-1-style tables, one per setting, and the paper-style report folder")
+    rep.add_argument("source", help="a results directory, or a suite name / suite YAML (its runs under --results)")
+    rep.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="format of the printed tables")
+    rep.add_argument("--suite", default=None, help="with a results directory: only runs of this suite")
+    rep.add_argument("--setting", default=None, metavar="PREFIX", help="only the setting(s) whose id starts so")
+    rep.add_argument("--metric", choices=["probe", "knn"], default="probe")
+    rep.add_argument("--out", default=None, help="write the tables to this file instead of stdout")
+    rep.add_argument("--results", action="append", default=None, metavar="DIR",
+                     help="with a suite: the results directories holding its runs (default: results); with a "
+                          "results directory: stored baselines whose runs of the same settings join the tables")
+    rep.add_argument("--reports-dir", default="reports", help="report folders go to REPORTS_DIR/<name>/")
+    rep.add_argument("--no-files", action="store_true", help="only print the tables; write no report folder")
+    rep.add_argument("--strict", action="store_true", help="exit 1 when no finished run is found")
+
+
+def _add_compare_parser(sub: Any) -> None:
+    cp = sub.add_parser("compare", help="new runs beside the stored baselines of their setting, with statistics")
+    cp.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="stored results directories")
+    cp.add_argument("--new", nargs="+", required=True, metavar="DIR", help="results directories with the new runs")
+    cp.add_argument("--metric", nargs="+", choices=["probe_last", "probe_best", "knn_last"], default=["probe_last"])
+    cp.add_argument("--format", choices=["md", "latex", "csv"], default="md")
+    cp.add_argument("--out", default=None, help="write to this file instead of stdout")
+    cp.add_argument("--strict", action="store_true",
+                    help="exit 1 when no setting overlaps or any difference is flagged (mixed code, partitions)")
+
+
+def _add_verify_parser(sub: Any) -> None:
+    vp = sub.add_parser("verify", help="re-run stored runs on CPU in a temporary directory; exact or how far off")
+    vp.add_argument("results_dir", metavar="RESULTS")
+    vp.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to re-run (default: every finished run)")
+    vp.add_argument("--sample", type=int, default=None, metavar="N", help="a random sample of N of them (seed 0)")
+    vp.add_argument("--data-root", default=None, help="dataset root (default: each run's data.root)")
+    vp.add_argument("--strict", action="store_true", help="exit 1 when any run does not reproduce exactly")
+
+
+def _check_dirs(dirs: list[str]) -> None:
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise UserError(f"results directory not found: {d}")
+
+
+def _warnings_as_lines() -> Any:
+    """Warnings about skipped (corrupt) runs as one ``fedx-bench: warning: ...`` line each on stderr."""
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("always")
+    warnings.showwarning = lambda msg, *a, **k: print(f"fedx-bench: warning: {msg}", file=sys.stderr)
+    return ctx
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from . import api
+    from .reports import build_report
+
+    ctx = _warnings_as_lines()
+    try:
+        src = Path(args.source)
+        if src.is_dir():
+            _check_dirs(args.results or [])
+            text = api.report(src, args.format, args.suite, args.metric, args.setting, args.results or ())
+        else:
+            roots = args.results or ["results"]
+            _check_dirs(roots)
+            name = src.stem if src.suffix in (".yaml", ".yml") else args.source
+            if src.suffix not in (".yaml", ".yml") and ("/" in args.source or args.source.startswith(".")) \
+                    or (src.suffix in (".yaml", ".yml") and not src.exists()):
+                raise UserError(f"results directory or suite file not found: {args.source}")
+            known = set(api.list_suites()) | {p.stem for r in roots for p in (Path(r) / "suites").glob("*.json")}
+            if name not in known:
+                raise UserError(f"not a results directory, suite YAML or known suite: {args.source}")
+            text = api.report(roots, args.format, name, args.metric, args.setting)
+        _emit(text, args.out)
+        if not args.no_files:
+            res = build_report(src if src.is_dir() else args.source, args.reports_dir,
+                               None if src.is_dir() else args.results)
+            absent = "; ".join(f"{k} ({v})" for k, v in res.absent.items()) or "none"
+            print(f"report folder: {res.index} ({len(res.files)} files); not produced: {absent}")
+        return 1 if (args.strict and text.startswith("No ")) else 0
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .reports import compare
+
+    _check_dirs(args.baseline + args.new)
+    ctx = _warnings_as_lines()
+    try:
+        cmp = compare(args.baseline, args.new, tuple(args.metric))
+    finally:
+        ctx.__exit__(None, None, None)
+    _emit(cmp.render(args.format), args.out)
+    return 1 if (args.strict and (cmp.no_overlap or len(cmp.flagged))) else 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import api
+
+    _check_dirs([args.results_dir])
+    res = api.verify(args.results_dir, args.run_ids, args.sample, args.data_root,
+                     on_result=lambda r: print(r.line(), flush=True))
+    n_exact = sum(r.state == "reproduces exactly" for r in res)
+    print(f"{n_exact} of {len(res)} runs reproduce exactly; "
+          f"{sum(r.state == 'differs' for r in res)} differ; {sum(r.state in ('failed', 'skipped') for r in res)} "
+          "could not be re-run")
+    return 1 if (args.strict and n_exact < len(res)) else 0
+
+
+_REPORTING = {"report": _cmd_report, "compare": _cmd_compare, "verify": _cmd_verify}
 
 
 if __name__ == "__main__":

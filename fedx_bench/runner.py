@@ -388,6 +388,7 @@ def _execute(
         "label": cfg.label,
         "config": cfg.to_dict(),
         "identity_hash": cfg.run_id,
+        "setting_id": __import__("fedx_bench.setting", fromlist=["setting_id"]).setting_id(cfg.to_dict()),
         "seed": cfg.seed,
         "suite": suite,
         "protocols": protocol_versions(cfg),

@@ -172,6 +172,7 @@ def environment_record(device: torch.device, extra: dict[str, Any] | None = None
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "git_commit": git_commit(),
+        "code": __import__("fedx_bench.provenance", fromlist=["code_record"]).code_record(),  # issue 10
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": dev,

@@ -98,7 +98,7 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
         if not (p / "runs").is_dir():
             raise UserError(f"{p} is a directory but not a results directory (no runs/ inside)")
         df = results_frame(p)
-        return p.resolve().name, df, [], [f"Source: results directory `{p}` (all {len(df)} runs)."]
+        return p.resolve().name, df, [], [f"Source: results directory `{display_path(p)}` (all {len(df)} runs)."]
     yaml_path: Path | None = None
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
@@ -117,10 +117,10 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
             from ..config import load_suite
 
             ids = [r.run_id for r in load_suite(yaml_path).runs]
-            notes.append(f"No suite record `suites/{name}.json` in {', '.join(map(str, roots))}: run ids taken "
-                         f"from {yaml_path}.")
+            notes.append(f"No suite record `suites/{name}.json` in {', '.join(map(display_path, roots))}: run ids "
+                         f"taken from {display_path(yaml_path)}.")
         except Exception as e:  # noqa: BLE001 - report what we can; the YAML may need newer code
-            notes.append(f"Could not expand {yaml_path} ({type(e).__name__}: {e}).")
+            notes.append(f"Could not expand {display_path(yaml_path)} ({type(e).__name__}: {e}).")
     if not ids:
         raise UserError(f"no runs recorded for suite {name!r} under {', '.join(map(str, roots))} "
                         "(run it first, or pass a results directory)")
@@ -128,9 +128,23 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
     df = results_frame(*existing) if existing else pd.DataFrame()
     if len(df):
         df = df[df["run_id"].isin(ids)]
-    notes.insert(0, f"Source: suite `{name}`" + (f" ({yaml_path})" if yaml_path else "")
-                 + f", results in {', '.join(f'`{r}`' for r in roots)}.")
+    notes.insert(0, f"Source: suite `{name}`" + (f" ({display_path(yaml_path)})" if yaml_path else "")
+                 + f", results in {', '.join(f'`{display_path(r)}`' for r in roots)}.")
     return name, df, ids, notes
+
+
+def display_path(p: str | Path) -> str:
+    """A path as report files show it: relative to the working directory or the fedx-bench checkout when under
+    them, else ``<abs>/<name>`` — never an absolute machine path."""
+    q = Path(p)
+    if not q.is_absolute():
+        return q.as_posix()
+    for base in (Path.cwd(), SUITES_DIR.parent):
+        try:
+            return q.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return f"<abs>/{q.name}"
 
 
 def _dedupe(df: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +176,7 @@ def main_setting(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return done, done
     keep = []
     for _, at in done.groupby("dataset", sort=False):
-        keys = at.apply(settings_key, axis=1)
+        keys = at["setting_id"] if "setting_id" in at.columns else at.apply(settings_key, axis=1)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for idx, k in zip(at.index, keys):
             groups.setdefault(k, []).append(idx)
@@ -261,6 +275,14 @@ def provenance(runs: pd.DataFrame, cell_cols: tuple[str, ...] = ("method", "vari
         by_ds.append(f"{DATASET_DISPLAY.get(d, d)}: {shown}" + (" — data: " + "; ".join(sorted(notes))[:200]
                                                                  if notes else ""))
     lines.append("**Configuration** — " + " | ".join(by_ds))
+    if "setting_id" in runs.columns:
+        sids = list(dict.fromkeys(str(x) for x in runs["setting_id"].dropna()))
+        lines.append("**Setting ids** — " + ", ".join(f"`{x}`" for x in sids[:8])
+                     + (f", … ({len(sids) - 8} more; see runs.csv)" if len(sids) > 8 else ""))
+    if "code_version" in runs.columns:
+        cv = runs["code_version"].dropna().value_counts()
+        lines.append(f"**Code versions** — {len(cv)}: " + ", ".join(f"`{k}` ({v})" for k, v in list(cv.items())[:6])
+                     + (", …" if len(cv) > 6 else ""))
     protos = sorted({p.strip() for s in runs["protocol_versions"].dropna() for p in str(s).split(",")
                      if p.strip() and p.strip().split("@")[0] in protocols})
     lines.append("**Protocols** — " + (", ".join(f"`{p}`" for p in protos) if protos else "—"))
@@ -335,10 +357,12 @@ def build_report(source: str | Path, out_root: str | Path = "reports",
     done = df[df["state"] == "done"].copy() if len(df) else df
 
     if len(df):
-        res.artefacts.append(Artefact("runs", "All runs (one row per run)", "data", export(df, out / "runs"),
+        portable = df.assign(results_dir=df["results_dir"].map(display_path))
+        res.artefacts.append(Artefact("runs", "All runs (one row per run)", "data", export(portable, out / "runs"),
                                       "Every run of this report with its settings, hashes and Last/Best values."))
 
     _table1(res, done, out)
+    _setting_tables(res, done, out)
     curves = load_curves(done) if len(done) else pd.DataFrame()
     _learning_curves(res, done, curves, out)
     _budget_report(res, done, curves, out)
@@ -369,6 +393,22 @@ def _table1(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
     res.artefacts.append(Artefact("table1", "Table 1: linear-probe top-1, ours vs the paper", "table", files, cap,
                                   prov, md))
     _fedx_effect(res, main, out)
+
+
+def _setting_tables(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
+    """Every setting of the report as its own Table-1-style table (a cell never pools settings)."""
+    from .settings import render_setting_tables, setting_tables
+
+    if not len(done):
+        return
+    tabs = setting_tables(done)
+    if len(tabs) < 2:
+        return
+    md = render_setting_tables(done, "md", tables=tabs)
+    files = _write_table(out, "settings", md, render_setting_tables(done, "latex", tables=tabs),
+                         render_setting_tables(done, "csv", tables=tabs))
+    res.artefacts.append(Artefact("settings", f"All {len(tabs)} settings, one table each", "table", files,
+                                  "Each table holds the runs of one setting id per dataset column.", [], md))
 
 
 def _fedx_effect(res: ReportResult, main: pd.DataFrame, out: Path) -> None:
@@ -422,9 +462,9 @@ def _ablation(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: 
         return
     keep = []
     for (m, d), a in abl.groupby(["method", "dataset"], sort=False):
-        key = _mode(a.apply(settings_key, axis=1))
+        key = _mode(a["setting_id"])  # one setting per block: a cell never pools settings
         same = done[(done["method"] == m) & (done["dataset"] == d)]
-        keep += [i for i, k in zip(same.index, same.apply(settings_key, axis=1)) if k == key]
+        keep += list(same.index[same["setting_id"] == key])
     runs = done.loc[keep]
     t = tables.ablation_table(runs)
     md = t.render("md")
@@ -496,7 +536,7 @@ def _angle(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
     if "angle_round" not in done.columns or done["angle_round"].isna().all():
         res.absent["Angle analysis"] = "no run has angle.json (protocol angle@v1 not run for these runs)"
         return
-    runs = done[done["angle_round"].notna()]
+    runs, _ = main_setting(done[done["angle_round"].notna()])
     t = tables.angle_table(runs)
     md = t.render("md")
     files = _write_table(out, "angle", md, t.render("latex"), t.render("csv"))
@@ -529,7 +569,7 @@ def _semi(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
         res.absent["Semi-supervised"] = "no run has semi_supervised results in eval.json (semi_supervised@v1 not run)"
         return
     fr = tables.semi_fractions(done)
-    runs = done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)]
+    runs, _ = main_setting(done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)])
     if runs.empty:  # the columns exist because other runs in the same store have them
         res.absent["Semi-supervised"] = "no run of this report has semi_supervised results (semi_supervised@v1 not run)"
         return

@@ -1,9 +1,12 @@
-"""Compare new runs with stored ones (and with the paper), cell by cell, and FLAG what is not like-for-like.
+"""Compare new runs with the stored baselines of the same setting (``fedx-bench compare --baseline A --new B``).
 
-A cell is (method, FedX variant, dataset, key settings). New and stored cells are matched only when method,
-variant and dataset agree; among those, identical key settings are preferred, and any remaining difference
-(settings, partition hash of a common seed, protocol version) is flagged, so unlike things are never silently
-compared.
+For each setting the new runs have (same ``setting_id`` and protocol versions), every stored method of that setting
+is a baseline — built-ins ± FedX, ablation variants, and the random-init encoder (round 0, the learning-signal
+floor). Each row shows mean ± std (n) with the 95 % t interval; each new row gets its difference to every baseline,
+paired by seed where the partition hashes of the common seeds match (same partition and initial weights), else
+unpaired (Welch), with its 95 % CI, p-value and verdict (``fedx_bench.stats``). A setting without stored baselines
+is listed with the nearest stored setting and the keys that differ ("rounds 1≠5"). Nothing is matched by method
+name: a plug-in method meets the baselines of its setting and no others.
 """
 
 from __future__ import annotations
@@ -16,204 +19,207 @@ from typing import Any
 
 import pandas as pd
 
-from .results import DATASET_DISPLAY, KEY_SETTINGS, collect, paper_value, settings_key
-from .style import method_name, variant_name
-from .table1 import MISSING, _latex_cell, _stats, fmt_stats
+from .. import setting as S
+from .. import stats
+from .results import collect, describe_settings, paper_value
+from .settings import group_key, setting_dicts
+from .style import variant_name
+from .table1 import MISSING, _latex_cell, code_versions, display_name, pair_difference, seed_partitions
+from .tables import method_sort_key, variant_order
 
 METRICS = {"probe_last": "probe Last", "probe_best": "probe Best", "knn_last": "kNN Last"}
+FLOOR = ("random-init", "none")
 
 
-def short_settings(key: tuple[Any, ...]) -> str:
-    """``cnn4, 10 cl, β=0.5, 10×5, 10000 img, f=1, jpeg-copy`` from a KEY_SETTINGS tuple."""
-    s = dict(zip(KEY_SETTINGS, key))
-    het = "IID" if s["partition"] == "iid" else f"β={s['beta']}"
-    data = "full" if s["train_limit"] is None else f"{s['train_limit']} img"
-    return (f"{s['backbone']}, {s['clients']} cl, {het}, {s['rounds']}×{s['local_epochs']}, {data}, "
-            f"f={s['fraction']}, {s['data_source']}")
+def _variant_rank(v: str) -> int:
+    order = variant_order({v} | {"none", "fedx"})
+    return order.index(v)
 
 
-def _cells(df: pd.DataFrame) -> dict[tuple[Any, ...], pd.DataFrame]:
-    if df.empty:
-        return {}
-    keys = df.apply(lambda r: (r["method"], r["variant"], r["dataset"], settings_key(r, KEY_SETTINGS)), axis=1)
-    return {k: g for k, g in df.groupby(keys, sort=False)}
-
-
-COMPARED_PROTOCOLS = ("linear_probe", "knn", "partition")  # what the compared metrics depend on
-
-
-def _protocols(g: pd.DataFrame) -> dict[str, set[str]]:
-    """Versions per protocol name, for the protocols the compared metrics depend on."""
-    out: dict[str, set[str]] = {}
-    for s in g["protocol_versions"].dropna():
-        for tok in str(s).split(","):
-            tok = tok.strip()
-            if "@" in tok:
-                name, ver = tok.split("@", 1)
-                if name in COMPARED_PROTOCOLS:
-                    out.setdefault(name, set()).add(ver)
-    return out
-
-
-def _partitions(g: pd.DataFrame) -> dict[Any, set[str]]:
-    out: dict[Any, set[str]] = {}
-    for seed, h in zip(g["seed"], g["partition_sha256"]):
-        if isinstance(h, str) and h:
-            out.setdefault(seed, set()).add(h)
-    return out
+def _row_name(method: str, variant: str) -> str:
+    if (method, variant) == FLOOR:
+        return "Random-init encoder"
+    return display_name(method) + ("" if variant == "none" else f" {variant_name(method, variant)}")
 
 
 @dataclass
 class CompareResult:
-    """``cells``: one row per matched cell × metric; ``unmatched_new`` / ``unmatched_stored``: cells without a
-    counterpart (same method, variant and dataset) on the other side."""
+    """``rows``: one per (setting, side, method, variant, metric) with mean/std/n/CI; ``diffs``: one per (setting,
+    new row, baseline row, metric); ``unmatched``: new settings without stored baselines, with the nearest stored
+    setting and the differing keys."""
 
-    cells: pd.DataFrame
-    unmatched_new: pd.DataFrame
-    unmatched_stored: pd.DataFrame
+    rows: pd.DataFrame
+    diffs: pd.DataFrame
+    unmatched: pd.DataFrame
     baseline_dirs: list[str] = field(default_factory=list)
     new_dirs: list[str] = field(default_factory=list)
+    metrics: tuple[str, ...] = ("probe_last",)
+    titles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def no_overlap(self) -> bool:
+        """No setting of the new runs has a stored baseline."""
+        return not len(self.diffs)
 
     @property
     def flagged(self) -> pd.DataFrame:
-        return self.cells[self.cells["flag"]] if len(self.cells) else self.cells
+        """Differences resting on runs of mixed code versions, or unpaired although seeds are common (partition
+        hashes differ)."""
+        if not len(self.diffs):
+            return self.diffs
+        return self.diffs[self.diffs["flag"] != ""]
 
     def render(self, fmt: str = "md") -> str:
-        """Markdown, LaTeX or CSV (CSV: the matched cells; unmatched cells as rows with match = none)."""
         if fmt == "csv":
-            um = [u.assign(match=side) for u, side in ((self.unmatched_new, "new only"),
-                                                         (self.unmatched_stored, "stored only")) if len(u)]
-            return pd.concat([self.cells.assign(match="matched"), *um], ignore_index=True).to_csv(index=False)
-        header = ["Method", "Variant", "Dataset", "Setting (new)", "Metric", "New", "Stored", "Δ new−stored",
-                  "Paper", "Δ new−paper", "Flags"]
-        rows = []
-        for r in self.cells.itertuples(index=False):
-            rows.append([r.method_name, r.variant_name, DATASET_DISPLAY.get(r.dataset, r.dataset), r.settings_new,
-                         METRICS.get(r.metric, r.metric), _fmt(r.new_mean, r.new_std, r.new_n),
-                         _fmt(r.stored_mean, r.stored_std, r.stored_n), _num(r.delta, True), _num(r.paper),
-                         _num(r.delta_paper, True), (r.flags or "") + (f" ({r.notes})" if r.notes else "")])
-        title = (f"New runs ({', '.join(self.new_dirs)}) vs stored ({', '.join(self.baseline_dirs)}) vs the paper: "
-                 "mean ± std (n seeds), Δ in pp. FLAG = not like-for-like (settings, partition hash of a common seed "
-                 "or protocol version differ).")
-        n_flag = int(self.cells["flag"].sum()) if len(self.cells) else 0
-        n_cells = len(self.cells[["method", "variant", "dataset", "settings_new"]].drop_duplicates()) \
-            if len(self.cells) else 0
-        summary = (f"{n_cells} matched cells, {n_flag} flagged metric rows; {len(self.unmatched_new)} new-only and "
-                   f"{len(self.unmatched_stored)} stored-only cells.")
-        if fmt == "latex":
-            out = ["\\begin{tabular}{llll" + "c" * (len(header) - 4) + "}", "\\toprule",
-                   " & ".join(_latex_cell(h) for h in header) + " \\\\", "\\midrule"]
-            out += [" & ".join(_latex_cell(str(c)) for c in row) + " \\\\" for row in rows]
-            out += ["\\bottomrule", "\\end{tabular}", f"% {title}", f"% {summary}"]
-            for side, u in (("new only", self.unmatched_new), ("stored only", self.unmatched_stored)):
-                out += [f"% unmatched ({side}): {x}" for x in _unmatched_lines(u)]
-            return "\n".join(out) + "\n"
-        if fmt != "md":
+            return pd.concat([self.rows.assign(table="row"), self.diffs.assign(table="difference"),
+                              self.unmatched.assign(table="no baseline")], ignore_index=True).to_csv(index=False)
+        if fmt not in ("md", "latex"):
             raise ValueError(f"unknown format {fmt!r} (md, latex or csv)")
-        out = [title, "", summary, ""]
-        out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        for side, u in (("New runs without a stored counterpart", self.unmatched_new),
-                        ("Stored runs without a new counterpart", self.unmatched_stored)):
-            out += ["", f"**{side}** ({len(u)}):"]
-            out += [f"- {x}" for x in _unmatched_lines(u)] or ["- none"]
+        md = fmt == "md"
+        from .build import display_path
+
+        out = [f"New runs ({', '.join(map(display_path, self.new_dirs))}) vs the stored baselines of their setting "
+               f"({', '.join(map(display_path, self.baseline_dirs))}): "
+               f"{', '.join(METRICS.get(m, m) for m in self.metrics)}, top-1 (%). "
+               "Rows: mean ± std (n seeds) [95 % CI]. Differences: new − baseline (pp) [95 % CI], p (t-test), paired "
+               "by seed where partition hashes match, else unpaired (Welch). Verdict 'better'/'worse' only when the "
+               "CI excludes 0 and n ≥ 3."]
+        n_set = self.rows["setting"].nunique() if len(self.rows) else 0
+        out.append(f"{n_set} setting(s) with stored baselines; {len(self.unmatched)} without.")
+        if self.no_overlap:
+            out.append("No overlap: no setting of the new runs has stored runs (see the nearest settings below).")
+        for sid in (list(dict.fromkeys(self.rows["setting"])) if len(self.rows) else []):
+            rows = self.rows[self.rows["setting"] == sid]
+            out += ["", (f"### Setting `{sid}`: " if md else f"% Setting {sid}: ") + self.titles.get(sid, ""), ""]
+            header = ["Row", "Source", *(METRICS.get(m, m) for m in self.metrics), "Code versions"]
+            body = []
+            for (_, side, m, v), g in rows.groupby(["setting", "side", "method", "variant"], sort=False):
+                cells = [_row_name(m, v), side]
+                for met in self.metrics:
+                    r = g[g["metric"] == met]
+                    cells.append(MISSING if not len(r) else r.iloc[0]["shown"])
+                cv = int(g["code_versions"].max())
+                cells.append(f"{cv} (mixed)" if cv > 1 else str(cv))
+                body.append(cells)
+            out += _table(header, body, md)
+            d = self.diffs[self.diffs["setting"] == sid]
+            if len(d):
+                out += ["", "Differences (new − baseline):" if md else "% Differences (new - baseline)", ""]
+                header = ["New", "Baseline", "Metric", "Δ (pp)", "95 % CI", "p", "n", "pairing", "verdict", "flag"]
+                body = [[_row_name(r.method, r.variant), _row_name(r.baseline_method, r.baseline_variant),
+                         METRICS.get(r.metric, r.metric), f"{r.diff:+.2f}", r.ci, r.p, str(r.n), r.pairing,
+                         r.verdict, r.flag or ""] for r in d.itertuples(index=False)]
+                out += _table(header, body, md)
+        if len(self.unmatched):
+            out += ["", "**New settings without stored baselines**:" if md else "% New settings without baselines:"]
+            for r in self.unmatched.itertuples(index=False):
+                near = (f"nearest stored setting `{r.nearest}` ({r.nearest_title}) differs in {r.n_keys} key(s): "
+                        f"{r.differences}") if r.nearest else "no stored setting at all"
+                out.append(("- " if md else "% ") + f"`{r.setting}` ({r.title}; {r.rows}): {near}")
         return "\n".join(out) + "\n"
 
 
-def _unmatched_lines(u: pd.DataFrame) -> list[str]:
-    return [f"{r.method_name} {'' if r.variant == 'none' else r.variant_name + ' '}/ "
-            f"{DATASET_DISPLAY.get(r.dataset, r.dataset)} / {r.settings} ({r.n_runs} runs)"
-            for r in u.itertuples(index=False)]
+def _table(header: list[str], body: list[list[str]], md: bool) -> list[str]:
+    if md:
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+            ["| " + " | ".join(c) + " |" for c in body]
+    return ["\\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", "\\toprule",
+            " & ".join(_latex_cell(h) for h in header) + " \\\\", "\\midrule",
+            *(" & ".join(_latex_cell(c) for c in row) + " \\\\" for row in body), "\\bottomrule", "\\end{tabular}"]
 
 
-def _fmt(mean: Any, std: Any, n: Any) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return MISSING
-    return fmt_stats((float(mean), float(std), int(n)))
+def _dirs(d: str | Path | Iterable[str | Path]) -> list[str]:
+    return [str(d)] if isinstance(d, (str, Path)) else [str(x) for x in d]
 
 
-def _num(v: Any, signed: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return MISSING
-    return f"{v:+.2f}" if signed else f"{v:.2f}"
+def _floor_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The random-init encoder as a row: each seed's round-0 values (they depend only on the seed and setting)."""
+    f = runs.drop_duplicates(subset=["seed", "partition_sha256"]).copy()
+    for met in ("probe_last", "probe_best", "knn_last"):
+        src = "knn_init" if met.startswith("knn") else "probe_init"
+        f[met] = f[src] if src in f.columns else math.nan
+    return f.assign(method=FLOOR[0], variant=FLOOR[1])
 
 
-def _method_label(m: str) -> str:
-    return method_name(m)
+def _row_record(sid: str, side: str, m: str, v: str, g: pd.DataFrame, met: str) -> dict[str, Any]:
+    s = stats.summary(g[met].tolist()) if met in g.columns else None
+    col = {"probe_last": "last", "probe_best": "best"}.get(met)
+    pv = paper_value(m, v == "fedx", str(g["dataset"].iloc[0]), col) if col and v in ("none", "fedx") else None
+    shown = stats.fmt_summary(s, ci=True) + (f" (paper {pv:.2f})" if pv is not None else "")
+    return {"setting": sid, "side": side, "method": m, "variant": v, "metric": met,
+            "mean": None if s is None else s.mean, "std": None if s is None else s.std, "n": 0 if s is None else s.n,
+            "ci_low": None if s is None or s.ci is None else s.ci[0],
+            "ci_high": None if s is None or s.ci is None else s.ci[1], "paper": pv,
+            "code_versions": len(code_versions(g)), "seeds": ",".join(map(str, sorted(set(g["seed"]), key=str))),
+            "shown": shown}
 
 
 def compare(baseline_dirs: str | Path | Iterable[str | Path], new_dirs: str | Path | Iterable[str | Path],
-            metrics: tuple[str, ...] = ("probe_last", "probe_best")) -> CompareResult:
-    """Match each new cell to the stored cell with the same method/variant/dataset (identical key settings
-    preferred) and report new vs stored vs paper with FLAGs for any difference that breaks like-for-like."""
-    bdirs = [str(baseline_dirs)] if isinstance(baseline_dirs, (str, Path)) else [str(d) for d in baseline_dirs]
-    ndirs = [str(new_dirs)] if isinstance(new_dirs, (str, Path)) else [str(d) for d in new_dirs]
+            metrics: tuple[str, ...] = ("probe_last",)) -> CompareResult:
+    """Per setting of the new runs: new rows beside every stored row of that setting and the new − baseline
+    differences with CI, p-value and verdict; settings without baselines with their nearest stored setting."""
+    bdirs, ndirs = _dirs(baseline_dirs), _dirs(new_dirs)
     stored, new = collect(bdirs), collect(ndirs)
     stored = stored[stored["state"] == "done"] if len(stored) else stored
     new = new[new["state"] == "done"] if len(new) else new
-    sc, nc = _cells(stored), _cells(new)
-    used: set[tuple[Any, ...]] = set()
+    if len(stored) and len(new):  # a run present on both sides (same config) is the new side's
+        stored = stored[~stored["run_id"].isin(set(new["run_id"]))]
     rows: list[dict[str, Any]] = []
-    unmatched_new = []
-    for key, g in nc.items():
-        m, v, d, sk = key
-        cands = [k for k in sc if k[:3] == (m, v, d)]
-        if not cands:
-            unmatched_new.append(_cell_summary(key, g))
+    diffs: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
+    titles: dict[str, str] = {}
+    if not len(new):
+        return CompareResult(pd.DataFrame(rows), pd.DataFrame(diffs), pd.DataFrame(unmatched), bdirs, ndirs,
+                             metrics, titles)
+    new = new.assign(_g=group_key(new))
+    stored = stored.assign(_g=group_key(stored)) if len(stored) else stored.assign(_g=pd.Series(dtype=object))
+    sdicts = setting_dicts(stored) if len(stored) else {}
+    ndicts = setting_dicts(new)
+    for gid, ng in new.groupby("_g", sort=False):
+        sid = str(gid)
+        sg = stored[stored["_g"] == gid] if len(stored) else stored
+        title = describe_settings(ng.iloc[0]) + f"; dataset {ng['dataset'].iloc[0]}"
+        titles[sid] = title
+        if not len(sg):
+            own = ndicts.get(str(ng["setting_id"].iloc[0]), {})
+            near = S.nearest(own, sdicts) if sdicts else None
+            nrows = ", ".join(sorted({_row_name(m, v) for m, v in zip(ng["method"], ng["variant"])}))
+            rec = {"setting": sid, "title": title, "rows": f"{len(ng)} runs: {nrows}", "nearest": None,
+                   "nearest_title": "", "n_keys": None, "differences": ""}
+            if near is not None:
+                at = stored[stored["setting_id"] == near[0]].iloc[0]
+                rec.update(nearest=near[0], n_keys=near[1], differences=S.describe_differences(own, sdicts[near[0]]),
+                           nearest_title=describe_settings(at) + f"; dataset {at['dataset']}")
+            unmatched.append(rec)
             continue
-
-        best = min(cands, key=lambda k, sk=sk: (sum(a != b for a, b in zip(k[3], sk)), -len(sc[k])))
-        used.add(best)
-        s = sc[best]
-        flags, notes = [], []
-        diffs = [f"{name} {b}≠{a}" for name, a, b in zip(KEY_SETTINGS, best[3], sk) if a != b]
-        if diffs:
-            flags.append("settings differ (new≠stored): " + ", ".join(diffs))
-        pn, ps = _partitions(g), _partitions(s)
-        common = sorted(set(pn) & set(ps), key=str)
-        bad = [f"seed {seed}: {'/'.join(sorted(h[:8] for h in pn[seed]))}≠{'/'.join(sorted(h[:8] for h in ps[seed]))}"
-               for seed in common if pn[seed] != ps[seed]]
-        if bad:
-            flags.append("partition hash differs (" + "; ".join(bad) + ")")
-        if not common:
-            notes.append("no common seed: partitions not comparable")
-        prn, prs = _protocols(g), _protocols(s)
-        pbad = [f"{p} {'/'.join(sorted(prn[p]))}≠{'/'.join(sorted(prs[p]))}"
-                for p in sorted(set(prn) & set(prs)) if prn[p] != prs[p]]
-        if pbad:
-            flags.append("protocol version differs (" + "; ".join(pbad) + ")")
-        only = sorted(set(prn) ^ set(prs))
-        if only:
-            notes.append("protocols on one side only: " + ", ".join(only))
-        seeds_n, seeds_s = set(g["seed"]), set(s["seed"])
-        if seeds_n != seeds_s:
-            notes.append(f"seeds new {sorted(seeds_n)} vs stored {sorted(seeds_s)}")
-        for met in metrics:
-            stn = _stats(g[met].tolist()) if met in g else None
-            sts = _stats(s[met].tolist()) if met in s else None
-            col = {"probe_last": "last", "probe_best": "best"}.get(met)
-            pv = paper_value(m, v == "fedx", d, col) if (col and v in ("none", "fedx")) else None
-            rows.append({
-                "method": m, "variant": v, "dataset": d, "method_name": _method_label(m),
-                "variant_name": "—" if v == "none" else variant_name(m, v),
-                "settings_new": short_settings(sk), "settings_stored": short_settings(best[3]), "metric": met,
-                "new_mean": None if stn is None else stn[0], "new_std": None if stn is None else stn[1],
-                "new_n": 0 if stn is None else stn[2],
-                "stored_mean": None if sts is None else sts[0], "stored_std": None if sts is None else sts[1],
-                "stored_n": 0 if sts is None else sts[2],
-                "delta": None if (stn is None or sts is None) else stn[0] - sts[0],
-                "paper": pv, "delta_paper": None if (stn is None or pv is None) else stn[0] - pv,
-                "flag": bool(flags), "flags": ("FLAG: " + "; ".join(flags)) if flags else "",
-                "notes": "; ".join(notes),
-            })
-    unmatched_stored = [_cell_summary(k, g) for k, g in sc.items() if k not in used]
-    cols = ["method", "variant", "dataset", "method_name", "variant_name", "settings", "n_runs", "seeds"]
-    return CompareResult(pd.DataFrame(rows), pd.DataFrame(unmatched_new, columns=cols),
-                         pd.DataFrame(unmatched_stored, columns=cols), bdirs, ndirs)
-
-
-def _cell_summary(key: tuple[Any, ...], g: pd.DataFrame) -> dict[str, Any]:
-    m, v, d, sk = key
-    return {"method": m, "variant": v, "dataset": d, "method_name": _method_label(m),
-            "variant_name": "—" if v == "none" else variant_name(m, v), "settings": short_settings(sk),
-            "n_runs": len(g), "seeds": ",".join(str(s) for s in sorted(set(g["seed"]), key=str))}
+        floor = _floor_frame(pd.concat([sg, ng], ignore_index=True))
+        new_rows = list(ng.groupby(["method", "variant"], sort=False))
+        base_rows = [(FLOOR, floor)] + sorted(sg.groupby(["method", "variant"], sort=False),
+                                              key=lambda kv: (method_sort_key(kv[0][0]), _variant_rank(kv[0][1])))
+        for (m, v), g in new_rows:
+            rows += [_row_record(sid, "new", m, v, g, met) for met in metrics]
+        for (m, v), g in base_rows:
+            rows += [_row_record(sid, "stored" if (m, v) != FLOOR else "stored + new", m, v, g, met)
+                     for met in metrics]
+        for (m, v), g in new_rows:
+            for (bm, bv), b in base_rows:
+                for met in metrics:
+                    d = pair_difference(b, g, met)
+                    if d is None:
+                        continue
+                    flags = []
+                    if len(code_versions(pd.concat([g, b]))) > 1:
+                        flags.append("mixed code versions")
+                    pn, pb = seed_partitions(g), seed_partitions(b)
+                    common = set(pn) & set(pb)
+                    if d.kind == "unpaired" and len(common) >= 2:
+                        flags.append("partition hashes differ for a common seed")
+                    diffs.append({"setting": sid, "method": m, "variant": v, "baseline_method": bm,
+                                  "baseline_variant": bv, "metric": met, "diff": d.mean,
+                                  "ci_low": None if d.ci is None else d.ci[0],
+                                  "ci_high": None if d.ci is None else d.ci[1], "ci": stats.fmt_ci(d.ci),
+                                  "p_value": d.p, "p": stats.fmt_p(d.p), "n": d.n, "pairing": d.kind,
+                                  "verdict": stats.verdict(d, "better", "worse"), "resolved": d.resolved,
+                                  "flag": "; ".join(flags)})
+    return CompareResult(pd.DataFrame(rows), pd.DataFrame(diffs), pd.DataFrame(unmatched), bdirs, ndirs, metrics,
+                         titles)

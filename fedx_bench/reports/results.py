@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-from ..store import load_results, read_json
+from ..provenance import code_version
+from ..setting import setting_id
+from ..store import RunStore, read_json
 
 PAPER_FILE = Path(__file__).with_name("paper_numbers.json")
 
@@ -183,6 +186,9 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": ev_all.get("peak_rss_mb"),
         "device": (rec.get("env") or {}).get("device", {}).get("name"),
         "git_commit": (rec.get("env") or {}).get("git_commit"),
+        "setting_id": spec.get("setting_id") or setting_id(cfg),
+        "code_version": code_version(rec.get("env")),
+        "torch_threads": ((rec.get("env") or {}).get("device") or {}).get("torch_threads"),
     }
     for key, short in (("linear_probe_top1", "probe"), ("knn_top1", "knn"), ("linear_probe_top5", "probe_top5")):
         m = ev.get(key, {})
@@ -198,11 +204,74 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+class CorruptRunWarning(UserWarning):
+    """A stored run was skipped because one of its files is unreadable (named in the message)."""
+
+
+def _read_checked(path: Path, required: bool) -> tuple[Any, str | None]:
+    """(parsed JSON or None, problem or None): a missing optional file is no problem, an unparsable one is."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, ("missing" if required else None)
+    except OSError as e:
+        return None, f"unreadable ({e.strerror})"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as e:
+        return None, f"corrupt or truncated JSON ({e.msg} at line {e.lineno})"
+
+
+def _metrics_problem(path: Path) -> str | None:
+    if not path.exists():
+        return "missing"
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                return f"corrupt or truncated line {i}"
+    return None
+
+
+def load_run_records(*roots: str | Path) -> list[dict[str, Any]]:
+    """Records (spec, eval, status, env, angle) of every run under the roots. A run with a corrupt, truncated or
+    (for a finished run) missing file is skipped with a ``CorruptRunWarning`` naming the file; the rest load."""
+    out = []
+    for root in roots:
+        for rd in RunStore(root).run_dirs():
+            rec: dict[str, Any] = {"run_id": rd.run_id, "results_dir": str(root)}
+            problem: tuple[str, str] | None = None
+            status, err = _read_checked(rd.file("status.json"), False)
+            if err:
+                problem = ("status.json", err)
+            status = status if isinstance(status, dict) else {"state": "pending"}
+            done = status.get("state") == "done"
+            for name, key, required in (("spec.json", "spec", True), ("eval.json", "eval", done),
+                                        ("env.json", "env", False), ("angle.json", "angle", False)):
+                val, err = _read_checked(rd.file(name), required)
+                if err and problem is None:
+                    problem = (name, err)
+                rec[key] = val
+            if problem is None and done:
+                err = _metrics_problem(rd.file("metrics.jsonl"))
+                if err:
+                    problem = ("metrics.jsonl", err)
+            if problem is None and not isinstance(rec["spec"].get("config") if isinstance(rec["spec"], dict)
+                                                  else None, dict):
+                problem = ("spec.json", "no config")
+            if problem is not None:
+                path = Path(root) / "runs" / rd.run_id / problem[0]
+                warnings.warn(f"skipped run {rd.run_id}: {path}: {problem[1]}", CorruptRunWarning, stacklevel=2)
+                continue
+            rec["status"] = status
+            rec["env"] = rec["env"] or {}
+            out.append(rec)
+    return out
+
+
 def _load(*roots: str | Path) -> list[dict[str, Any]]:
-    recs = load_results(*roots)
-    for r in recs:
-        r["angle"] = read_json(Path(r["results_dir"]) / "runs" / r["run_id"] / "angle.json")
-    return recs
+    return load_run_records(*roots)
 
 
 def suite_run_ids(suite: str, roots: Iterable[str | Path]) -> list[str]:
@@ -231,7 +300,8 @@ _EMPTY_COLUMNS = ["run_id", "results_dir", "state", "label", "method", "fedx", "
                   "data_notes", "train_limit", "fraction", "seed", "backbone", "width", "clients", "beta", "partition",
                   "heterogeneity", "beta_or_inf", "rounds", "local_epochs", "sample_fraction", "batch_size",
                   "random_batch_size", "lr", "augment", "eval_interval", "probe_epochs", "partition_sha256",
-                  "protocols", "suite", "wall_seconds", "peak_rss_mb", "device", "git_commit", "probe_last",
+                  "protocols", "suite", "wall_seconds", "peak_rss_mb", "device", "git_commit", "setting_id",
+                  "code_version", "torch_threads", "probe_last",
                   "probe_best", "probe_init", "probe_last_round", "probe_best_round", "knn_last", "knn_best",
                   "knn_init", "probe_top5_last", "probe_top5_best", "probe_top5_init", "protocol_versions"]
 

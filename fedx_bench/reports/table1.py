@@ -3,11 +3,11 @@ end-of-suite summary (linear probe and kNN vs the random-init encoder)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
+from .. import stats
 from .results import DATASET_DISPLAY, DATASET_ORDER, PAPER, PAPER_DATASETS, paper_value
 from .style import METHOD_NAMES, METHOD_ORDER, method_name
 
@@ -27,13 +27,43 @@ MISSING = "—"
 
 
 def _stats(values: list[float]) -> tuple[float, float, int] | None:
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return None
-    n = len(vals)
-    mean = sum(vals) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
-    return mean, std, n
+    """(mean, sample std, n) via ``fedx_bench.stats.summary``; None without a value."""
+    s = stats.summary(values)
+    return None if s is None else s.as_tuple()
+
+
+def seed_values(cell: pd.DataFrame, col: str) -> dict[Any, float]:
+    """seed → value (mean over duplicate rows of one seed) of the finite values of ``col``."""
+    if not len(cell) or col not in cell.columns:
+        return {}
+    g = cell.groupby("seed")[col].mean().dropna()
+    return {k: float(v) for k, v in g.items()}
+
+
+def seed_partitions(cell: pd.DataFrame) -> dict[Any, set[str]]:
+    out: dict[Any, set[str]] = {}
+    if len(cell) and "partition_sha256" in cell.columns:
+        for seed, h in zip(cell["seed"], cell["partition_sha256"]):
+            if isinstance(h, str) and h:
+                out.setdefault(seed, set()).add(h)
+    return out
+
+
+def pair_difference(a: pd.DataFrame, b: pd.DataFrame, col_a: str, col_b: str | None = None
+                    ) -> stats.Difference | None:
+    """b − a: paired by seed when every common seed has the same partition hash on both sides (same partition and
+    initial weights), else unpaired (Welch). ``Difference.kind`` says which."""
+    va, vb = seed_values(a, col_a), seed_values(b, col_b or col_a)
+    pa, pb = seed_partitions(a), seed_partitions(b)
+    common = set(va) & set(vb)
+    pairable = all(pa.get(s) == pb.get(s) and len(pa.get(s) or ()) <= 1 for s in common)
+    return stats.difference(va, vb, pairable)
+
+
+def code_versions(cell: pd.DataFrame) -> set[str]:
+    if not len(cell) or "code_version" not in cell.columns:
+        return set()
+    return {str(v) for v in cell["code_version"].dropna()}
 
 
 def fmt_stats(st: tuple[float, float, int] | None) -> str:
@@ -103,6 +133,7 @@ def table1_frame(df: pd.DataFrame, metric: str = "probe", *, full: bool = False,
             row: dict[str, Any] = {"method": m, "variant": v, "row": _row_label(m, v)}
             for d in datasets:
                 cell = sel[sel["dataset"] == d] if len(sel) else sel
+                row[(d, "cell")] = cell
                 for col in ("last", "best"):
                     st = _stats(cell[f"{metric}_{col}"].tolist()) if len(cell) else None
                     paper = paper_value(m, v == "fedx", d, col) if v in ("none", "fedx") and metric == "probe" else None
@@ -123,9 +154,10 @@ def _paper_source(method: str, variant: str, dataset: str, column: str) -> str |
 
 
 def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe", *, full: bool = False,
-                  variants: list[str] | None = None) -> str:
-    """Render Table 1 as Markdown, LaTeX or CSV. The better of each ± FedX pair (ours, by mean) is bold.
-    ``full``/``variants`` as in ``table1_frame`` (defaults: the rows and datasets that have runs)."""
+                  variants: list[str] | None = None, floor: bool = False) -> str:
+    """Render Table 1 as Markdown, LaTeX or CSV. Bold: the better of a ± FedX pair, only where their difference
+    (paired by seed) is resolved (95 % CI excludes 0, n ≥ 3). † marks a cell whose runs were made by more than one
+    code version. ``full``/``variants`` as in ``table1_frame``; ``floor`` adds the random-init encoder row."""
     t = table1_frame(df, metric, full=full, variants=variants)
     if not t:
         return "No finished runs found.\n"
@@ -145,18 +177,28 @@ def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe", *, f
                         "paper": r[(d, col, "paper")],
                         "delta": None if r[(d, col, "delta")] is None else round(r[(d, col, "delta")], 4),
                         "paper_source": _paper_source(r["method"], r["variant"], d, col),
+                        "code_versions": len(code_versions(r.get((d, "cell"), pd.DataFrame()))),
                     })
         return pd.DataFrame(out_rows).to_csv(index=False)
-    bold = _bold_cells(t, datasets)
+    bold = _bold_cells(t, datasets, metric)
     header = ["Method"] + [f"{DATASET_DISPLAY.get(d, d)} {c}" for d in datasets for c in ("Last", "Best")]
     lines_body = []
-    n_missing = 0
+    n_missing = n_mixed = 0
+    done_all = df[df["state"] == "done"] if len(df) else df
+    if floor and len(done_all):
+        fl = ["Random-init encoder"]
+        for d in datasets:
+            at = done_all[done_all["dataset"] == d].drop_duplicates(subset=["seed"])
+            fl += [fmt_stats(_stats(at[f"{metric}_init"].tolist())) if len(at) else MISSING, MISSING]
+        lines_body.append(fl)
     for i, r in enumerate(t):
         cells = [r["row"]]
         for d in datasets:
+            mixed = len(code_versions(r.get((d, "cell"), pd.DataFrame()))) > 1
+            n_mixed += mixed
             for col in ("last", "best"):
                 n_missing += r[(d, col, "ours")] is None
-                ours = fmt_stats(r[(d, col, "ours")])
+                ours = fmt_stats(r[(d, col, "ours")]) + (" †" if mixed else "")
                 if (i, d, col) in bold:
                     ours = f"**{ours}**" if fmt == "md" else f"\\textbf{{{ours}}}"
                 paper = r[(d, col, "paper")]
@@ -172,7 +214,12 @@ def render_table1(df: pd.DataFrame, fmt: str = "md", metric: str = "probe", *, f
     pcol = "protocol_versions" if "protocol_versions" in done.columns else "protocols"
     protocols = sorted({str(x) for x in done[pcol].dropna()}) if len(done) else []
     caption = (f"{metric_name}: ours mean ± std (n seeds) / paper (Δ pp). Last = final round, Best = max over "
-               f"evaluated rounds (test-set-selected, as in the reference). Protocols: {'; '.join(protocols)}.")
+               f"evaluated rounds (test-set-selected, as in the reference). Protocols: {'; '.join(protocols)}. "
+               "Bold: the better of a ± FedX pair, only where the difference paired by seed is resolved (95 % CI "
+               "excludes 0, n ≥ 3).")
+    if n_mixed:
+        caption += (f" † = the cell's runs were made by more than one code version ({n_mixed} dataset cells; "
+                    "see runs.csv, column code_version).")
     if n_missing:
         caption += (f" — = no finished run for that cell ({n_missing} of {len(t) * len(datasets) * 2} cells); "
                     "it is missing, not zero.")
@@ -201,18 +248,22 @@ def _latex_cell(c: str) -> str:
     return c
 
 
-def _bold_cells(t: list[dict[Any, Any]], datasets: list[str]) -> set[tuple[int, str, str]]:
+def _bold_cells(t: list[dict[Any, Any]], datasets: list[str], metric: str = "probe") -> set[tuple[int, str, str]]:
+    """(row, dataset, column) of the better of each ± FedX pair where their difference is resolved."""
     bold: set[tuple[int, str, str]] = set()
     for m in {r["method"] for r in t}:
         pair = [(i, r) for i, r in enumerate(t) if r["method"] == m and r["variant"] in ("none", "fedx")]
         if len(pair) != 2:
             continue
+        (ib, rb), (ifx, rf) = sorted(pair, key=lambda ir: ir[1]["variant"] != "none")
         for d in datasets:
+            cb, cf = rb.get((d, "cell")), rf.get((d, "cell"))
+            if cb is None or cf is None or not len(cb) or not len(cf):
+                continue
             for col in ("last", "best"):
-                vals = [(i, r[(d, col, "ours")]) for i, r in pair]
-                if all(v is not None for _, v in vals):
-                    best_i = max(vals, key=lambda iv: iv[1][0])[0]
-                    bold.add((best_i, d, col))
+                diff = pair_difference(cb, cf, f"{metric}_{col}")
+                if diff is not None and diff.resolved:
+                    bold.add((ifx if diff.mean > 0 else ib, d, col))
     return bold
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from .. import stats
 from ..config import FEDX_VARIANTS
 from .results import DATASET_DISPLAY, DATASET_ORDER, ablation_paper, paper_value
 from .style import METHOD_ORDER, VARIANT_NAMES, method_name, variant_name
-from .table1 import MISSING, _latex_cell, _stats, fmt_stats
+from .table1 import MISSING, _latex_cell, _stats, fmt_stats, pair_difference
 
 Stats = tuple[float, float, int] | None
 
@@ -95,13 +96,49 @@ def _bold_max(rows_stats: list[tuple[int, Stats]], col: int, bold: set[tuple[int
         bold.add((max(have, key=lambda t: t[1][0])[0], col))
 
 
+def _bold_resolved(cands: list[tuple[int, pd.DataFrame]], col: int, metric: str, bold: set[tuple[int, int]]) -> None:
+    """Bold the row with the largest mean of ``metric`` only when its difference (paired by seed) to every other
+    row is resolved (95 % CI excludes 0, n ≥ 3)."""
+    have = [(i, f) for i, f in cands if len(f) and metric in f.columns and f[metric].notna().any()]
+    if len(have) < 2:
+        return
+    best_i, best_f = max(have, key=lambda t: float(t[1][metric].mean()))
+    for i, f in have:
+        if i == best_i:
+            continue
+        d = pair_difference(f, best_f, metric)
+        if d is None or not d.resolved or d.mean <= 0:
+            return
+    bold.add((best_i, col))
+
+
+def diff_fields(prefix: str, d: stats.Difference | None) -> dict[str, Any]:
+    """Tidy CSV fields of a difference: mean, CI, p, n, pairing, verdict."""
+    return {f"{prefix}mean": None if d is None else round(d.mean, 4),
+            f"{prefix}ci_low": None if d is None or d.ci is None else round(d.ci[0], 4),
+            f"{prefix}ci_high": None if d is None or d.ci is None else round(d.ci[1], 4),
+            f"{prefix}p": None if d is None else d.p, f"{prefix}n": 0 if d is None else d.n,
+            f"{prefix}pairing": None if d is None else d.kind,
+            f"{prefix}seeds_needed": None if d is None else d.seeds_needed}
+
+
+def fmt_diff_short(d: stats.Difference | None) -> str:
+    """``-0.91 [-1.90, +0.08] p=0.061``, ``+0.06 (1)`` for one pair, — for none."""
+    if d is None:
+        return MISSING
+    if d.ci is None:
+        return f"{d.mean:+.2f} ({d.n})"
+    return f"{d.mean:+.2f} {stats.fmt_ci(d.ci)} p={stats.fmt_p(d.p)}"
+
+
 # --------------------------------------------------------------------------- ablation
 
 
 def ablation_table(df: pd.DataFrame, metric: str = "probe") -> Table:
     """Rows: the base method without FedX, then each FedX variant present (``config.FEDX_VARIANTS`` order),
     per (method, dataset); Last/Best mean ± std, the paper's digitised ablation values beside (±0.5 pp)."""
-    header = ["Method", "Dataset", "Variant", "Last", "Best", "Paper Last", "Paper Best", "Δ Last", "Δ Best"]
+    header = ["Method", "Dataset", "Variant", "Last", "Best", "Paper Last", "Paper Best", "Δ Last", "Δ Best",
+              "Last − base (pp) [95 % CI]", "Verdict"]
     rows: list[list[str]] = []
     data: list[dict[str, Any]] = []
     bold: set[tuple[int, int]] = set()
@@ -110,7 +147,8 @@ def ablation_table(df: pd.DataFrame, metric: str = "probe") -> Table:
         for d in sorted(set(df[df["method"] == m]["dataset"]), key=dataset_sort_key):
             sel = df[(df["method"] == m) & (df["dataset"] == d)]
             variants = variant_order(set(sel["variant"]) | {"none"})
-            block: list[tuple[int, Stats, Stats]] = []
+            block: list[tuple[int, pd.DataFrame]] = []
+            base_cell = sel[sel["variant"] == "none"]
             for v in variants:
                 cell = sel[sel["variant"] == v]
                 st = {c: cell_stats(cell, f"{metric}_{c}") for c in ("last", "best")}
@@ -134,16 +172,21 @@ def ablation_table(df: pd.DataFrame, metric: str = "probe") -> Table:
                     row.append(MISSING if p is None else f"{p[0]:.2f} ({p[1]})")
                     deltas[c] = None if (p is None or st[c] is None) else st[c][0] - p[0]
                 row += [MISSING if deltas[c] is None else f"{deltas[c]:+.2f}" for c in ("last", "best")]
-                block.append((len(rows), st["last"], st["best"]))
+                vs_base = pair_difference(base_cell, cell, f"{metric}_last") if v != "none" else None
+                row += [fmt_diff_short(vs_base), MISSING if v == "none" else stats.verdict(vs_base)]
+                block.append((len(rows), cell))
                 rows.append(row)
                 for c in ("last", "best"):
                     p = paper[c]
                     data.append({"method": m, "dataset": d, "variant": v, "column": c, **_st_fields("", st[c]),
                                  "paper": None if p is None else p[0], "paper_kind": None if p is None else p[1],
-                                 "delta": None if deltas[c] is None else round(deltas[c], 4)})
-            _bold_max([(i, a) for i, a, _ in block], 3, bold)
-            _bold_max([(i, b) for i, _, b in block], 4, bold)
-    caption = ("Ablation, linear-probe top-1 (%): ours mean ± std (n seeds). Bold: best of each block. "
+                                 "delta": None if deltas[c] is None else round(deltas[c], 4),
+                                 **(diff_fields("vs_base_", vs_base) if c == "last" else {})})
+            _bold_resolved(block, 3, f"{metric}_last", bold)
+            _bold_resolved(block, 4, f"{metric}_best", bold)
+    caption = ("Ablation, linear-probe top-1 (%): ours mean ± std (n seeds). Bold: the best of a block, only when "
+               "its paired difference to every other row is resolved (95 % CI excludes 0, n ≥ 3). Last − base: "
+               "paired by seed, 95 % t interval and paired t-test p; verdict 'helps'/'hurts' only when resolved. "
                "Paper values: the base row from Table 1; FedX variants digitised from the paper's ablation figure "
                "(labelled 'digitised ±0.5', CIFAR-10 FedSimCLR only; the paper has no ablation table).")
     notes = []
@@ -182,7 +225,7 @@ def sensitivity_table(points: pd.DataFrame, x_label: str, fmt_x: Callable[[Any],
                       metric: str = "probe_last") -> Table:
     """Rows: method × swept value; base, + FedX (mean ± std) and the paired gain (pp). ``points`` holds the
     done runs of one sweep with an ``x`` column (the swept value)."""
-    header = ["Method", x_label, "Base", "+ FedX", "Gain (pp)"]
+    header = ["Method", x_label, "Base", "+ FedX", "Gain (pp)", "Gain 95 % CI, p", "Verdict"]
     rows: list[list[str]] = []
     data: list[dict[str, Any]] = []
     bold: set[tuple[int, int]] = set()
@@ -192,15 +235,19 @@ def sensitivity_table(points: pd.DataFrame, x_label: str, fmt_x: Callable[[Any],
             at = sel[sel["x"] == x]
             b, f = at[at["variant"] == "none"], at[at["variant"] == "fedx"]
             sb, sf, g = cell_stats(b, metric), cell_stats(f, metric), gain_stats(b, f, metric)
+            dg = pair_difference(b, f, metric) if len(b) and len(f) else None
             i = len(rows)
-            rows.append([method_name(m), fmt_x(x), fmt_stats(sb), fmt_stats(sf), fmt_gain(g)])
-            if sb is not None and sf is not None:
-                bold.add((i, 2 if sb[0] >= sf[0] else 3))
+            rows.append([method_name(m), fmt_x(x), fmt_stats(sb), fmt_stats(sf), fmt_gain(g),
+                         MISSING if dg is None else f"{stats.fmt_ci(dg.ci)} p={stats.fmt_p(dg.p)}",
+                         stats.verdict(dg)])
+            if dg is not None and dg.resolved:
+                bold.add((i, 3 if dg.mean > 0 else 2))
             data.append({"method": m, "x": x, "x_label": fmt_x(x), **_st_fields("base_", sb),
-                         **_st_fields("fedx_", sf), **_st_fields("gain_", g)})
+                         **_st_fields("fedx_", sf), **_st_fields("gain_", g), **diff_fields("gain_d_", dg)})
     caption = (f"Sensitivity to {x_label.lower()}: {metric.replace('probe_', 'linear-probe top-1 ').strip()} (%), "
-               "mean ± std (n seeds); gain = + FedX − base paired by seed (same partition), mean ± std (n pairs). "
-               "Bold: the better of each pair.")
+               "mean ± std (n seeds); gain = + FedX − base paired by seed (same partition), mean ± std (n pairs), "
+               "its 95 % t interval and paired t-test p. Bold and 'helps'/'hurts': only a resolved difference (CI "
+               "excludes 0, n ≥ 3); else 'inconclusive' with the seeds that would resolve a gain of that size.")
     notes = ["— = no finished run for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
     return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
 
@@ -244,15 +291,15 @@ def semi_table(df: pd.DataFrame) -> Table:
         rows.append(init_row)
     for m in sorted(set(df["method"]), key=method_sort_key):
         sel = df[df["method"] == m]
-        pair_rows: list[tuple[int, dict[int, Stats]]] = []
+        pair_rows: list[tuple[int, dict[int, pd.DataFrame]]] = []
         for v in variant_order(set(sel["variant"]) | {"none"}):
             cell_row = [method_name(m) if v == "none" else variant_name(m, v)]
-            sts: dict[int, Stats] = {}
+            sts: dict[int, pd.DataFrame] = {}
             for d in datasets:
                 for f in fracs:
                     cell = sel[(sel["variant"] == v) & (sel["dataset"] == d)]
                     st = cell_stats(cell, f"semi_{f}_top1")
-                    sts[len(cell_row)] = st
+                    sts[len(cell_row)] = cell
                     cell_row.append(fmt_stats(st))
                     nl = cell[f"semi_{f}_n_labelled"].dropna() if f"semi_{f}_n_labelled" in cell else []
                     data.append({"method": m, "variant": v, "dataset": d, "fraction": float(f), **_st_fields("", st),
@@ -261,13 +308,22 @@ def semi_table(df: pd.DataFrame) -> Table:
                 pair_rows.append((len(rows), sts))
             rows.append(cell_row)
         if len(pair_rows) == 2:
-            for col in pair_rows[0][1]:
-                _bold_max([(i, s[col]) for i, s in pair_rows], col, bold)
+            gain_row = [f"{method_name(m)}: + FedX − base (pp) [95 % CI], verdict"]
+            for j, col in enumerate(pair_rows[0][1]):
+                f = fracs[j % len(fracs)]
+                dg = pair_difference(pair_rows[0][1][col], pair_rows[1][1][col], f"semi_{f}_top1")
+                gain_row.append(MISSING if dg is None else f"{fmt_diff_short(dg)}; {stats.verdict(dg)}")
+                if dg is not None and dg.resolved:
+                    bold.add((pair_rows[1 if dg.mean > 0 else 0][0], col))
+                data.append({"method": m, "variant": "fedx-minus-none", "dataset": datasets[j // len(fracs)],
+                             "fraction": float(f), **diff_fields("gain_", dg)})
+            rows.append(gain_row)
     protos = sorted({p for p in df.get("semi_protocol", pd.Series(dtype=object)).dropna()})
     caption = ("Semi-supervised fine-tuning, test top-1 (%) after fine-tuning the final global model on a "
                f"class-balanced labelled subset; mean ± std (n seeds). Protocol: {', '.join(protos) or '—'} "
                "(benchmark-defined, not from the paper: the paper's protocol and numbers are unknown). "
-               "Bold: the better of each ± FedX pair. Random-init encoder: the same fine-tune from the untrained "
+               "Bold: the better of a ± FedX pair, only where their paired difference is resolved (95 % CI excludes "
+               "0, n ≥ 3). Random-init encoder: the same fine-tune from the untrained "
                "initial encoder (the floor a pre-training method has to beat).")
     notes = ["— = no stored result for that cell (missing, not zero)."] if any(MISSING in r for r in rows) else []
     return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
@@ -313,24 +369,12 @@ def angle_table(df: pd.DataFrame) -> Table:
 # --------------------------------------------------------------------------- FedX effect per base method
 
 
-def _verdict(diffs: list[float], yes: str, no: str) -> str:
-    """Sign test in words: ``yes``/``no`` only when every paired seed agrees, else "mixed"; n stated."""
-    if not diffs:
-        return MISSING
-    n = len(diffs)
-    if all(d > 0 for d in diffs):
-        return f"{yes} ({n}/{n} seeds)"
-    if all(d < 0 for d in diffs):
-        return f"{no} ({n}/{n} seeds)"
-    return f"mixed ({sum(d > 0 for d in diffs)}/{n} seeds up)"
-
-
 def fedx_effect_table(df: pd.DataFrame, metric: str = "probe") -> Table:
     """Per dataset × base method: does the method learn (beat the random-init encoder under the same probe) and
-    does FedX help it? Differences are paired by seed; the verdict is "helps"/"hurts" only when every seed
-    agrees, so two seeds never read as a significant result."""
+    does FedX help it? Differences are paired by seed with a 95 % t interval and p-value; a verdict is given only
+    when the interval excludes 0 with n ≥ 3 (``fedx_bench.stats``), so two seeds never read as a result."""
     header = ["Dataset", "Method", "Random init", "Base Last", "+ FedX Last", "Base − init (pp)",
-              "FedX gain (pp)", "Learns?", "FedX helps?"]
+              "FedX gain (pp)", "FedX gain 95 % CI, p", "Learns?", "FedX helps?"]
     rows: list[list[str]] = []
     data: list[dict[str, Any]] = []
     bold: set[tuple[int, int]] = set()
@@ -345,24 +389,31 @@ def fedx_effect_table(df: pd.DataFrame, metric: str = "probe") -> Table:
             ref = b if len(b) else f
             s_init, sb, sf = cell_stats(ref, init), cell_stats(b, last), cell_stats(f, last)
             learn = paired_diffs(b, b, init, last)
-            learn_fx = paired_diffs(f, f, init, last)
+            d_learn = pair_difference(b, b, init, last) if len(b) else None
+            d_learn_fx = pair_difference(f, f, init, last) if len(f) else None
             gain = paired_diffs(b, f, last, last)
+            d_gain = pair_difference(b, f, last) if len(b) and len(f) else None
             i = len(rows)
+            learns = stats.verdict(d_learn, "yes", "no") if d_learn is not None else MISSING
+            if d_learn_fx is not None:
+                learns += f"; + FedX {stats.verdict(d_learn_fx, 'yes', 'no')}"
             rows.append([DATASET_DISPLAY.get(d, d), method_name(m), fmt_stats(s_init), fmt_stats(sb), fmt_stats(sf),
                          fmt_gain(_stats(learn)), fmt_gain(_stats(gain)),
-                         _verdict(learn, "yes", "no") + ("" if not learn_fx else
-                                                         f"; + FedX {_verdict(learn_fx, 'yes', 'no')}"),
-                         _verdict(gain, "helps", "hurts")])
-            if sb is not None and sf is not None:
-                bold.add((i, 3 if sb[0] >= sf[0] else 4))
+                         MISSING if d_gain is None else f"{stats.fmt_ci(d_gain.ci)} p={stats.fmt_p(d_gain.p)}",
+                         learns, stats.verdict(d_gain)])
+            if d_gain is not None and d_gain.resolved:
+                bold.add((i, 4 if d_gain.mean > 0 else 3))
             gst, lst = _stats(gain), _stats(learn)
             data.append({"dataset": d, "method": m, **_st_fields("init_", s_init), **_st_fields("base_", sb),
                          **_st_fields("fedx_", sf), **_st_fields("learn_", lst), **_st_fields("gain_", gst),
+                         **diff_fields("gain_d_", d_gain), "gain_verdict": stats.verdict(d_gain),
                          "gain_pairs": ";".join(f"{x:+.4f}" for x in gain)})
     name = {"probe": "linear-probe", "knn": "kNN"}.get(metric, metric)
     caption = (f"FedX effect per base method, {name} top-1 (%) after the final round: mean ± std (n seeds). "
                "Random init = the same probe on the untrained initial encoder (round 0), the learning-signal floor. "
-               "Base − init and FedX gain are paired by seed (same partition and initial weights). Verdicts: "
-               "'yes'/'helps' or 'no'/'hurts' only when every paired seed agrees, else 'mixed'.")
+               "Base − init and FedX gain are paired by seed (same partition and initial weights), with the 95 % t "
+               "interval and paired t-test p. Verdicts 'yes'/'helps' or 'no'/'hurts' only when the interval excludes "
+               "0 and n ≥ 3; otherwise 'inconclusive' with the number of seeds that would resolve a difference of the "
+               "observed size at the observed paired noise. Bold: the better of a resolved pair.")
     notes = ["— = no finished run for that cell (missing, not zero)."] if any(MISSING in r[3:5] for r in rows) else []
     return Table(header, rows, pd.DataFrame(data), caption, notes, bold)
