@@ -98,7 +98,7 @@ class FedXConfig:
     tt: float = 0.1  # target temperature of the global relational loss
     ts: float = 0.1  # target temperature of the local relational loss
     head_hidden: int = 256
-    head_dim: int = 256
+    head_dim: int | None = None  # None: model.proj_dim (it must match: the head's output meets the teacher's z)
 
 
 @dataclass
@@ -174,6 +174,8 @@ class RunConfig:
         d.pop("log")  # tracking output only
         for k in ("channels_last", "compile"):  # layout/compilation: same result distribution, same run
             d["perf"].pop(k)
+        if d["fedx"]["head_dim"] is None:  # hashed as the dimension it resolves to (ids from before stay valid)
+            d["fedx"]["head_dim"] = d["model"]["proj_dim"]
         d["data"].pop("root")
         d["data"].pop("download")
         if d["federation"]["aggregator"] == "fedavg":  # the default: left out, so earlier run ids are unchanged
@@ -365,10 +367,11 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         if v is not None and v < 1:
             raise bad(f"model.{key}", f"must be >= 1, got {v}")
     for key in ("head_hidden", "head_dim"):
-        if getattr(cfg.fedx, key) < 1:
-            raise bad(f"fedx.{key}", f"must be >= 1, got {getattr(cfg.fedx, key)}")
+        v = getattr(cfg.fedx, key)
+        if v is not None and v < 1:
+            raise bad(f"fedx.{key}", f"must be >= 1, got {v}")
     if cfg.fedx.enabled and cfg.fedx.variant in FEDX_VARIANTS and FEDX_VARIANTS[cfg.fedx.variant]["head"] \
-            and cfg.fedx.head_dim != m.proj_dim:
+            and cfg.fedx.head_dim is not None and cfg.fedx.head_dim != m.proj_dim:
         raise bad("fedx.head_dim", f"must equal model.proj_dim ({m.proj_dim}): the global contrastive term compares "
                   f"the head's output with the teacher's projection; got {cfg.fedx.head_dim}")
     for key in ("probe_batch_size", "semi_batch_size", "feature_batch_size"):

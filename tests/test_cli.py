@@ -185,7 +185,7 @@ def test_every_backend_runs_a_suite(backend, tmp_path, backend_reference):
     cluster = None
     if backend == "dask":
         distributed = pytest.importorskip("distributed")
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                            host="127.0.0.1")
         extra = ["--backend", "dask", "--scheduler-address", cluster.scheduler_address]
     elif backend == "ray":
