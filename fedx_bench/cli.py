@@ -264,7 +264,8 @@ def _add_report_parser(sub: Any) -> None:
     rep.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="format of the printed tables")
     rep.add_argument("--suite", default=None, help="with a results directory: only runs of this suite")
     rep.add_argument("--setting", default=None, metavar="PREFIX", help="only the setting(s) whose id starts so")
-    rep.add_argument("--metric", choices=["probe", "knn"], default="probe")
+    rep.add_argument("--metric", choices=["probe", "knn"], default="probe",
+                     help="the tables' metric: linear probe (default) or kNN top-1")
     rep.add_argument("--out", default=None, help="write the tables to this file instead of stdout")
     rep.add_argument("--results", action="append", default=None, metavar="DIR",
                      help="with a suite: the results directories holding its runs (default: results); with a "
@@ -278,8 +279,9 @@ def _add_compare_parser(sub: Any) -> None:
     cp = sub.add_parser("compare", help="new runs beside the stored baselines of their setting, with statistics")
     cp.add_argument("--baseline", nargs="+", required=True, metavar="DIR", help="stored results directories")
     cp.add_argument("--new", nargs="+", required=True, metavar="DIR", help="results directories with the new runs")
-    cp.add_argument("--metric", nargs="+", choices=["probe_last", "probe_best", "knn_last"], default=["probe_last"])
-    cp.add_argument("--format", choices=["md", "latex", "csv"], default="md")
+    cp.add_argument("--metric", nargs="+", choices=["probe_last", "probe_best", "knn_last"], default=["probe_last"],
+                    help="metrics to compare (default: probe_last, the final-round linear probe)")
+    cp.add_argument("--format", choices=["md", "latex", "csv"], default="md", help="output format (default: md)")
     cp.add_argument("--out", default=None, help="write to this file instead of stdout")
     cp.add_argument("--strict", action="store_true",
                     help="exit 1 when no setting overlaps or any difference is flagged (mixed code, partitions)")
@@ -287,7 +289,7 @@ def _add_compare_parser(sub: Any) -> None:
 
 def _add_verify_parser(sub: Any) -> None:
     vp = sub.add_parser("verify", help="re-run stored runs on CPU in a temporary directory; exact or how far off")
-    vp.add_argument("results_dir", metavar="RESULTS")
+    vp.add_argument("results_dir", metavar="RESULTS", help="results directory whose stored runs are re-run")
     vp.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to re-run (default: every finished run)")
     vp.add_argument("--sample", type=int, default=None, metavar="N", help="a random sample of N of them (seed 0)")
     vp.add_argument("--data-root", default=None, help="dataset root (default: each run's data.root)")

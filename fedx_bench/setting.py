@@ -1,8 +1,8 @@
 """Settings are first-class: two runs are comparable only when their ``setting_id`` (and protocol versions) agree.
 
 A run's *setting* is its resolved config without what a method comparison varies (``method``, ``method_args``,
-``fedx``, ``seed``) and without what never changes numbers (``device``, ``data.root``, ``data.download``,
-``data.verify_checksums``, ``perf.channels_last``, ``perf.compile``). Everything else — dataset, source,
+``fedx``, ``seed``, ``federation.aggregator``) and without what never changes numbers (``device``, ``data.root``,
+``data.download``, ``data.verify_checksums``, ``perf.channels_last``, ``perf.compile``, ``log``). Everything else — dataset, source,
 train_limit, fraction, augmentation, backbone, heads, clients, partition, β, rounds, local epochs, optimiser,
 evaluation protocols and their knobs, ``perf.amp``, ``deterministic`` — is in it. ``setting_id`` is the first 12
 hex digits of the sha256 of the canonical JSON of that dict (the same canonical form as the run id).
@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # Top-level keys a method comparison varies: the setting is everything but these.
-VARYING_KEYS: tuple[str, ...] = ("method", "method_args", "fedx", "seed")
+# The server's aggregation rule is compared like a method (FedSimCLR + L-DAWA beside FedSimCLR of one setting).
+VARYING_KEYS: tuple[str, ...] = ("method", "method_args", "fedx", "seed", "federation.aggregator")
 # Dotted keys that never change a run's numbers (placement, paths, memory layout, compilation, integrity checks).
 NEUTRAL_KEYS: tuple[str, ...] = ("device", "data.root", "data.download", "data.verify_checksums",
-                                 "perf.channels_last", "perf.compile")
+                                 "perf.channels_last", "perf.compile", "log")
 EXCLUDED_KEYS: tuple[str, ...] = VARYING_KEYS + NEUTRAL_KEYS
 SETTING_ID_LEN = 12
 

@@ -60,8 +60,6 @@ def test_every_option_has_help():
     sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
     missing = []
     for name, sp in sub.choices.items():
-        if name in ("report", "compare"):  # their options are owned by the report/compare work (issue 10)
-            continue
         for a in sp._actions:
             if a.dest != "help" and not a.help:
                 missing.append(f"{name} {'/'.join(a.option_strings) or a.dest}")
