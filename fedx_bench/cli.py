@@ -172,7 +172,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         for o in res.outcomes:
             if o.state == "failed":
                 tb = f"{res.results_dir}/runs/{o.run_id}/traceback.txt"
-                print(f"  FAILED {o.label} ({o.run_id}): {o.error}; see {tb}")
+                see = f"; see {tb}" if Path(tb).exists() else ""  # a full or read-only disk may have none
+                print(f"  FAILED {o.label} ({o.run_id}): {o.error}{see}")
         return 0 if res.ok else 1
     return 2
 
