@@ -334,7 +334,7 @@ def inspect_run(path: str | Path) -> tuple[str, str | None]:
         return "damaged", problem
     if not isinstance(ev, dict) or not isinstance(ev.get("metrics"), dict):
         return "damaged", "eval.json has no metrics"
-    if ev.get("rounds") != rounds:
+    if "rounds" in ev and ev["rounds"] != rounds:  # (written by every run; hand-made stores may omit it)
         return "damaged", f"eval.json says {ev.get('rounds')} rounds, spec.json {rounds}"
     if st.get("round") not in (None, rounds):
         return "damaged", f"status.json says done after round {st.get('round')} of {rounds}"
