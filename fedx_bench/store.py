@@ -202,8 +202,11 @@ def load_checkpoint_file(path: Path, run_id: str) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # weights_only refused an object: never executed
-        raise CheckpointError(f"{path}: holds objects other than tensors and plain data; refused without loading "
-                              f"them ({' '.join(str(e).split())[:160]})") from None
+        import re
+
+        what = re.search(r"GLOBAL \S+", str(e))
+        raise CheckpointError(f"{path}: holds objects other than tensors and plain data"
+                              f"{f' ({what.group(0)})' if what else ''}; refused without loading them") from None
     except Exception as e:  # noqa: BLE001 - truncated, empty, random bytes: any reader error
         raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     if not isinstance(ck, dict) or not {"run_id", "trainer", "records"} <= set(ck):
