@@ -337,6 +337,7 @@ def _run_in_process(cfg: RunConfig, results_dir: str | Path, cache: DatasetCache
         with run_lock(rd.path) as held:
             if not held:  # taken between our look and now: wait again
                 waited = True
+                time.sleep(LOCK_WAIT_SECONDS)
                 continue
             attempt += 1
             if waited and rd.is_done():

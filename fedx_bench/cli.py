@@ -248,7 +248,8 @@ def _run(args: argparse.Namespace) -> int:
     for o in res.outcomes:
         if o.state == "failed":
             tb = f"{res.results_dir}/runs/{o.run_id}/traceback.txt"
-            print(f"  FAILED {o.label} ({o.run_id}): {o.error}; see {tb}")
+            see = f"; see {tb}" if Path(tb).exists() else ""  # a full or read-only disk may have none
+            print(f"  FAILED {o.label} ({o.run_id}): {o.error}{see}")
     line = api.check_reference(res, args.reference)
     if line:
         print(line)

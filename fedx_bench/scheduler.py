@@ -96,6 +96,7 @@ LOCK_FILE = ".lock"
 EXIT_OK = 0
 EXIT_RUN_FAILED = 3  # the failure is already recorded in status.json / traceback.txt
 EXIT_LOCKED = 4  # another live process holds the run's lock
+EXIT_ALREADY_DONE = 5  # the run was done when the run process got its lock (finished by another invocation)
 POLL_SECONDS = 0.5
 LOCK_WAIT_SECONDS = 1.0  # how often a supervisor looks whether a run locked elsewhere is free
 DEFAULT_THREADS = 1  # intra-op CPU threads per run (same as fedx_bench.runner.DEFAULT_THREADS)
@@ -359,7 +360,7 @@ def child_main(job: dict[str, Any]) -> int:
             if not held:
                 return EXIT_LOCKED
             if rd.is_done():
-                return EXIT_OK
+                return EXIT_ALREADY_DONE
             mark_owner(rd, int(job.get("attempt", 1)), cfg.device, job.get("invocation"))
             try:
                 out = execute_run(cfg, job["results_dir"], DatasetCache(job.get("data_root")), Progress("quiet"),
@@ -526,15 +527,13 @@ def supervise(task: RunTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     state, error, device = "failed", None, None
     attempt = 0
-    waited = False  # the run was locked by another invocation at some point
     while attempt < task.retries + 1:
-        if _locked_elsewhere(run_path):  # another live invocation works on it: wait for it, quietly
-            waited = True
+        if _locked_elsewhere(run_path):  # another live invocation works on it: wait for it (the parent says so)
             while _locked_elsewhere(run_path):
                 if suite_gone():
                     return _outcome_dict(task, "interrupted", "suite process gone", t0, device)
                 time.sleep(LOCK_WAIT_SECONDS)
-        if waited and _run_is_done(run_path):
+        if _run_is_done(run_path):  # finished meanwhile by another invocation (the parent saw it unfinished)
             return _outcome_dict(task, "skipped", None, t0, device, note="finished by another invocation")
         attempt += 1
         devices = task.devices if task.devices is not None else (worker_gpus() or ["cpu"])
@@ -554,9 +553,11 @@ def supervise(task: RunTask) -> dict[str, Any]:
         child_error = _read_text(err_path)
         if rc == EXIT_OK:
             state, error = "done", None
+        elif rc == EXIT_ALREADY_DONE:
+            return _outcome_dict(task, "skipped", None, t0, device, note="finished by another invocation")
         elif rc == EXIT_LOCKED:  # taken by another invocation between our look and the run's start: wait again
             attempt -= 1
-            waited = True
+            time.sleep(LOCK_WAIT_SECONDS)
             continue
         elif rc == EXIT_RUN_FAILED:
             state, error = "failed", child_error or st.get("error") or "failed"
@@ -789,10 +790,13 @@ def _run_process(task: RunTask, device: str, attempt: int, run_path: Path,
     job = {"config": task.config, "run_id": task.run_id, "results_dir": task.results_dir, "suite": task.suite,
            "data_root": task.data_root, "device": device, "threads": threads, "attempt": attempt,
            "error_path": str(err_path) if err_path is not None else None, "invocation": task.lease_namespace}
-    run_path.mkdir(parents=True, exist_ok=True)
     log_path = run_path / WORKER_LOG
-    with open(log_path, "a") as log:
-        log.write(f"--- attempt {attempt} on {socket.gethostname()} {device} at {time.ctime()}\n")
+    try:
+        run_path.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            log.write(f"--- attempt {attempt} on {socket.gethostname()} {device} at {time.ctime()}\n")
+    except OSError as e:  # a write error of a buffered file names no file: name it (one line for the user)
+        raise OSError(e.errno, e.strerror or str(e), str(e.filename or log_path)) from None
     proc = _start(task, job, log_path, env)
     interrupted = False
     try:
@@ -885,10 +889,15 @@ class ParallelProgress:
         return _locked_elsewhere(self.results_dir / "runs" / run_id)
 
     def _warnings(self, run_id: str, st: dict[str, Any]) -> None:
+        """A run's new warnings: printed even with --quiet (they are not progress)."""
         ws = st.get("warnings") or []
         key = f"{run_id}:{st.get('attempt')}"
         for w in ws[self._warned.get(key, 0):]:
-            self.prog.log(f"[{self.labels.get(run_id, run_id)}] warning: {w}")
+            line = f"[{self.labels.get(run_id, run_id)}] warning: {w}"
+            if self.prog.mode == "quiet":
+                print(f"fedx-bench: {line}", file=sys.stderr, flush=True)
+            else:
+                self.prog.log(line)
         self._warned[key] = len(ws)
 
     def poll(self, active: Sequence[str]) -> None:

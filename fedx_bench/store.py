@@ -203,8 +203,11 @@ def load_checkpoint_file(path: Path, run_id: str) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # weights_only refused an object: never executed
-        raise CheckpointError(f"{path}: holds objects other than tensors and plain data; refused without loading "
-                              f"them ({' '.join(str(e).split())[:160]})") from None
+        import re
+
+        what = re.search(r"GLOBAL \S+", str(e))
+        raise CheckpointError(f"{path}: holds objects other than tensors and plain data"
+                              f"{f' ({what.group(0)})' if what else ''}; refused without loading them") from None
     except Exception as e:  # noqa: BLE001 - truncated, empty, random bytes: any reader error
         raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     if not isinstance(ck, dict) or not {"run_id", "trainer", "records"} <= set(ck):
@@ -335,7 +338,7 @@ def inspect_run(path: str | Path) -> tuple[str, str | None]:
         return "damaged", problem
     if not isinstance(ev, dict) or not isinstance(ev.get("metrics"), dict):
         return "damaged", "eval.json has no metrics"
-    if ev.get("rounds") != rounds:
+    if "rounds" in ev and ev["rounds"] != rounds:  # (written by every run; hand-made stores may omit it)
         return "damaged", f"eval.json says {ev.get('rounds')} rounds, spec.json {rounds}"
     if st.get("round") not in (None, rounds):
         return "damaged", f"status.json says done after round {st.get('round')} of {rounds}"
