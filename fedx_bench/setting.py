@@ -2,8 +2,9 @@
 
 A run's *setting* is its resolved config without what a method comparison varies (``method``, ``method_args``,
 ``fedx``, ``seed``, ``federation.aggregator``) and without what never changes numbers (``device``, ``data.root``,
-``data.download``, ``data.verify_checksums``, ``perf.channels_last``, ``perf.compile``, ``log``). Everything else — dataset, source,
-train_limit, fraction, augmentation, backbone, heads, clients, partition, β, rounds, local epochs, optimiser,
+``data.download``, ``data.verify_checksums``, ``perf.channels_last``, ``perf.compile``, ``log``). Everything
+else — dataset, source, train_limit, fraction, augmentation, backbone, heads, clients, partition, β, rounds,
+local epochs, optimiser,
 evaluation protocols and their knobs, ``perf.amp``, ``deterministic`` — is in it. ``setting_id`` is the first 12
 hex digits of the sha256 of the canonical JSON of that dict (the same canonical form as the run id).
 
