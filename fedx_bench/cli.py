@@ -326,11 +326,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
             text = api.report(src, args.format, args.suite, args.metric, args.setting, args.results or ())
         else:
             roots = args.results or ["results"]
-            _check_dirs(roots)
             name = src.stem if src.suffix in (".yaml", ".yml") else args.source
             if src.suffix not in (".yaml", ".yml") and ("/" in args.source or args.source.startswith(".")) \
                     or (src.suffix in (".yaml", ".yml") and not src.exists()):
                 raise UserError(f"results directory or suite file not found: {args.source}")
+            _check_dirs(roots)
             known = set(api.list_suites()) | {p.stem for r in roots for p in (Path(r) / "suites").glob("*.json")}
             if name not in known:
                 raise UserError(f"not a results directory, suite YAML or known suite: {args.source}")
