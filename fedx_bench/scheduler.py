@@ -658,13 +658,23 @@ def zygote_main(supervisor_pid: int) -> None:
 _zygotes = threading.local()  # one zygote per supervising thread (a Dask worker may run several supervisors)
 
 
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding this fedx_bench package
+
+
+def _child_env() -> dict[str, str]:
+    """This environment with the folder of *this* fedx_bench first on PYTHONPATH, so a run process imports the
+    same code as its supervisor whatever the working directory (another checkout may be installed)."""
+    paths = [PACKAGE_ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)))
+
+
 class _Zygote:
     """The supervisor's handle on its zygote (restarted for a new suite invocation or if it died)."""
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.proc = subprocess.Popen([sys.executable, "-m", "fedx_bench.scheduler", "--zygote", str(os.getpid())],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env())
         self._buf = b""
 
     @classmethod
@@ -1144,7 +1154,7 @@ def run_parallel(runs: list[RunConfig], results_dir: str | Path, suite: str, dat
                 if _locked_elsewhere(root / "runs" / r.run_id):
                     view.elsewhere(r.run_id)
             local = opts.backend == "loky"
-            pythonpath = [os.path.abspath(p or ".") for p in sys.path] if local else []
+            pythonpath = [PACKAGE_ROOT, *(os.path.abspath(p or ".") for p in sys.path)] if local else []
             tasks = [RunTask(i, r.run_id, r.label, r.to_dict(), str(root), suite, data_root, be.devices,
                              opts.runs_per_device, namespace, be.threads, be.threads_by_worker, opts.retries,
                              opts.backend, os.getpid(), socket.gethostname(), pythonpath,

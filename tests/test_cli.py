@@ -146,7 +146,7 @@ def test_list_suites_has_descriptions(capsys):
 
 def test_log_lines_are_timestamped(tmp_path, capsys):
     suite = _write(tmp_path, dict(TINY, grid={"fedx": [False], "seed": [0]}))
-    assert main(["run", str(suite), "--results", str(tmp_path / "res"), "--log"]) == 0
+    assert main(["run", str(suite), "--results", str(tmp_path / "res"), "--log", "--in-process"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err and all(len(x) > 20 and x[4] == "-" and x[13] == ":" for x in err), err[:3]
     rounds = [x for x in err if "] round 2/2" in x]
