@@ -186,7 +186,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "collect":
         from .reports import collect, export
 
-        df = collect(args.results_dirs)
+        ctx = _warnings_as_lines()
+        try:
+            df = collect(args.results_dirs)
+        finally:
+            ctx.__exit__(None, None, None)
         print(f"{len(df)} runs -> " + ", ".join(str(f) for f in export(df, args.out)))
         return 0
     if args.cmd == "status":
