@@ -103,3 +103,30 @@ def _numerics_unchanged_since(commit: str) -> bool | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {0: True, 1: False}.get(out.returncode)
+
+
+def portable_paths(obj: Any, data_root: str | None = None) -> Any:
+    """``obj`` with every absolute path of this machine made portable: under the data root → ``<data-root>/…``,
+    inside this package → ``<fedx_bench>/…``, under the home directory → ``~/…``. Stored results are shared, so no
+    committed file may name a path of the machine that made it (the numbers never depend on these strings)."""
+    import os
+
+    prefixes = []
+    if data_root:
+        prefixes.append((os.path.realpath(data_root), "<data-root>"))
+        prefixes.append((os.path.abspath(data_root), "<data-root>"))
+    prefixes.append((str(Path(__file__).resolve().parent), "<fedx_bench>"))
+    prefixes.append((os.path.expanduser("~"), "~"))
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, str) and v.startswith("/"):
+            for pre, name in prefixes:
+                if pre not in ("", "/") and (v == pre or v.startswith(pre.rstrip("/") + "/")):
+                    return name + v[len(pre.rstrip("/")):]
+        return v
+
+    return fix(obj)

@@ -23,6 +23,7 @@ import torch
 from .config import RunConfig
 from .data import ArrayDataset, load_dataset
 from .data.augment import build_augment, normalize
+from .data.datasets import resolve_root
 from .errors import UserError
 from .evaluation import (
     PROTOCOL_VERSIONS,
@@ -39,6 +40,8 @@ from .federated import FederatedTrainer, derive_seed, resolve_device
 from .methods import Method, build_method
 from .partition import PARTITION_VERSION, Partition, dirichlet_split, iid_split, stratified_subsample
 from .progress import Progress
+from .provenance import portable_paths
+from .setting import setting_id
 from .store import (
     CHECKPOINT,
     CHECKPOINT_PREV,
@@ -388,12 +391,12 @@ def _execute(
         "label": cfg.label,
         "config": cfg.to_dict(),
         "identity_hash": cfg.run_id,
-        "setting_id": __import__("fedx_bench.setting", fromlist=["setting_id"]).setting_id(cfg.to_dict()),
+        "setting_id": setting_id(cfg.to_dict()),
         "seed": cfg.seed,
         "suite": suite,
         "protocols": protocol_versions(cfg),
         "augment": augment_name(cfg),
-        "dataset": ds.provenance,
+        "dataset": portable_paths(ds.provenance, resolve_root(cfg.data.root)),
         "partition_sha256": partition.sha256,
         "subset_sha256": None if data.subset_indices is None else _hash_indices(data.subset_indices),
         "cpu_threads": n_threads,  # not in the run id; enforced on resume (see run_threads)
