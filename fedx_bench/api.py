@@ -10,23 +10,12 @@ from typing import Any
 
 from .config import RunConfig, SuiteConfig, load_suite
 from .errors import UserError
+from .paths import SUITES_DIR
 from .progress import Progress
 from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS, METHODS, load_builtins
 from .runner import DatasetCache, RunOutcome, execute_run
 from .store import RunStore
 
-
-def _suites_dir() -> Path:
-    """The bundled suites: ``fedx_bench/suites/`` in an installed wheel (package data), else the checkout's
-    top-level ``suites/`` (an editable install or a plain checkout)."""
-    pkg = Path(__file__).resolve().parent
-    for d in (pkg / "suites", pkg.parent / "suites"):
-        if d.is_dir() and any(d.glob("*.yaml")):
-            return d
-    return pkg / "suites"
-
-
-SUITES_DIR = _suites_dir()
 STORED_RESULTS = "results"  # the repository's committed store (read-only reference runs)
 LOCAL_RESULTS = "results/local"  # the user's own runs (gitignored); `run` writes here by default
 REPLACED_DIR = "replaced"  # --rerun moves a finished run's folder to <results>/replaced/<id>-<time>/

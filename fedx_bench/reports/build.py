@@ -18,6 +18,7 @@ import yaml
 
 from .. import __version__
 from ..errors import UserError
+from ..paths import SUITES_DIR
 from . import budget, figures, tables
 from .results import (
     DATASET_DISPLAY,
@@ -35,7 +36,6 @@ from .results import (
 from .style import FEDX_COLOUR, METHOD_COLOURS, method_name
 from .table1 import render_table1
 
-SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
 MANIFEST = ".fedx-report.json"
 
 # Swept variables a sensitivity figure can show: (column, axis label, file tag, value formatter).
