@@ -452,7 +452,7 @@ def test_first_progress_line_after_resume_is_not_the_previous_round(tmp_path):
     assert lines == [f"[{cfg.label}] start on cpu (resuming after round 2)"]
     (run / "status.json").write_text(json.dumps(dict(st, round=3, elapsed_seconds=7.0)))
     view.poll([cfg.run_id])
-    assert buf.getvalue().splitlines()[-1].startswith(f"[{cfg.label}] round 3/3 ")
+    assert _untimed(buf.getvalue().splitlines()[-1]).startswith(f"[{cfg.label}] round 3/3 ")
 
 
 def _idx(arr: np.ndarray) -> bytes:
