@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .provenance import code_record
+
 if TYPE_CHECKING:  # torch is imported lazily: the scheduler's supervisors and ``status`` stay light
     import torch
 
@@ -172,7 +174,7 @@ def environment_record(device: torch.device, extra: dict[str, Any] | None = None
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "git_commit": git_commit(),
-        "code": __import__("fedx_bench.provenance", fromlist=["code_record"]).code_record(),  # issue 10
+        "code": code_record(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": dev,
