@@ -256,6 +256,12 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
 
 
+def _did_you_mean(name: Any, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or nothing."""
+    hint = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def _from_dict(cls: type, data: Any, where: str) -> Any:
     if isinstance(data, cls):
         return data
@@ -267,9 +273,7 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
-            hint = difflib.get_close_matches(str(key), names, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"unknown key {path!r}{extra}")
+            raise ConfigError(f"unknown key {path!r}{_did_you_mean(key, names)}")
         kwargs[key] = _check_value(value, hints[key], path)
     return cls(**kwargs)
 
@@ -402,8 +406,7 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         if not getattr(cfg.fedx, t_key) > 0:
             raise bad(f"fedx.{t_key}", "temperatures must be > 0")
     if cfg.fedx.variant not in FEDX_VARIANTS:
-        hint = difflib.get_close_matches(cfg.fedx.variant, FEDX_VARIANTS, n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        extra = _did_you_mean(cfg.fedx.variant, FEDX_VARIANTS)
         known = ", ".join(FEDX_VARIANTS)
         raise bad("fedx.variant", f"unknown FedX variant {cfg.fedx.variant!r}{extra}; known: {known}")
     if not valid_device(cfg.device):
@@ -434,9 +437,7 @@ def parse_method_args(schema: type, args: dict[str, Any] | None, method: str) ->
     names = [f.name for f in dataclasses.fields(schema)]
     for k in d:
         if k not in names:
-            hint = difflib.get_close_matches(str(k), names, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"unknown key 'method_args.{k}' for method {method!r}{extra}")
+            raise ConfigError(f"unknown key 'method_args.{k}' for method {method!r}{_did_you_mean(k, names)}")
     return _from_dict(schema, d, "method_args")
 
 

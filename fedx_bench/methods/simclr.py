@@ -10,7 +10,7 @@ from .specs import SimCLRArgs
 
 @METHODS.register("simclr")
 class SimCLR(Method):
-    """FedSimCLR. When FedX supplies a random batch it is forwarded with the two views in one pass, so BN
+    """FedSimCLR. The base forwards FedX's random batch (when there is one) with the two views in one pass, so BN
     statistics cover all 3B images exactly as in the reference FedX step; without FedX only the views are."""
 
     name = "simclr"
