@@ -38,7 +38,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fedx_bench.config import FedXConfig, ModelConfig, RunConfig, validate_run
 from fedx_bench.data.augment import build_augment
-from fedx_bench.methods import Method, build_method
+from fedx_bench.methods import Method
+from fedx_bench.runner import build_method
 
 # Dense peak TFLOP/s as (bf16, tf32, fp32 without tensor cores). Order matters: first substring match wins.
 PEAKS: list[tuple[str, tuple[float, float, float]]] = [

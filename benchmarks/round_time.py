@@ -77,9 +77,17 @@ import fedx_bench.runner as runner_module
 from fedx_bench.config import RunConfig
 from fedx_bench.data.augment import build_augment, normalize
 from fedx_bench.evaluation import linear_probe_plain
-from fedx_bench.federated import FederatedTrainer, derive_seed, fedavg, resolve_device
-from fedx_bench.methods import Method, build_method
-from fedx_bench.runner import DatasetCache, PreparedData, augment_name, evaluate, make_partition, prepare_data
+from fedx_bench.federated import FederatedTrainer, derive_seed, fedavg, make_optimizer, resolve_device
+from fedx_bench.methods import Method
+from fedx_bench.runner import (
+    DatasetCache,
+    PreparedData,
+    augment_name,
+    build_method,
+    evaluate,
+    make_partition,
+    prepare_data,
+)
 
 # --------------------------------------------------------------------------------------------------
 # The plain (reference-style) implementation
@@ -148,13 +156,6 @@ class TwoViewDataset(ImageDataset):
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:  # type: ignore[override]
         img = _pil(self.images[i])
         return self.transform(img), self.transform(img), int(self.labels[i])
-
-
-def _make_optimizer(params: list[torch.nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:
-    o = cfg.optim
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
 @dataclass
@@ -228,7 +229,7 @@ class PlainFederated:
         imgs = torch.from_numpy(c.images).to(dev)
         model.prepare_local_training(imgs, lambda x: normalize(x, self.mean, self.std))
         model.train()
-        opt = _make_optimizer(model.trainable_parameters(), cfg)
+        opt = make_optimizer(model.trainable_parameters(), cfg)
         steps = 0
         if c.loader is None:
             return 0
@@ -383,7 +384,7 @@ def _warmup(model: Method, trainer: FederatedTrainer, cfg: RunConfig) -> None:
     m = copy.deepcopy(model)
     m.on_round_start(0, None)
     m.train()
-    opt = _make_optimizer(m.trainable_parameters(), cfg)
+    opt = make_optimizer(m.trainable_parameters(), cfg)
     gen = torch.Generator(device=trainer.device).manual_seed(0)
     idx = trainer.client_indices[0][: cfg.optim.batch_size]
     x = trainer.images[idx]

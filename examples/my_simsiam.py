@@ -9,7 +9,8 @@ or publish it from your own package under the ``fedx_bench.methods`` entry-point
     [project.entry-points."fedx_bench.methods"]
     simsiam = "my_simsiam:SimSiam"
 
-``fedx: true`` works on it unchanged: FedX only needs ``training_step`` to return the projections.
+``fedx: true`` works on it unchanged: the base class forwards the views (and FedX's random batch) and this
+method only computes its loss from the projections (``compute_loss``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from fedx_bench.methods import Method, StepOutput, forward_views
+from fedx_bench.methods import Method, Views
 from fedx_bench.models import mlp_head
 
 
@@ -38,8 +39,7 @@ class SimSiam(Method):
         super().__init__(backbone, args, proj_hidden, proj_dim)
         self.predictor = mlp_head(proj_dim, args.pred_hidden, proj_dim)
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
-        z1, z2, zr = forward_views(self, x1, x2, xr)
-        p1, p2 = self.predictor(z1), self.predictor(z2)
-        loss = -0.5 * (F.cosine_similarity(p1, z2.detach()).mean() + F.cosine_similarity(p2, z1.detach()).mean())
-        return StepOutput(loss=loss, z1=z1, z2=z2, zr=zr, logs={"loss_local_contrastive": loss.detach()})
+    def compute_loss(self, v: Views) -> tuple[Tensor, dict[str, Tensor]]:
+        p1, p2 = self.predictor(v.z1), self.predictor(v.z2)
+        loss = -0.5 * (F.cosine_similarity(p1, v.z2.detach()).mean() + F.cosine_similarity(p2, v.z1.detach()).mean())
+        return loss, {"loss_local_contrastive": loss.detach()}

@@ -10,7 +10,8 @@ or publish it from your own package under the ``fedx_bench.methods`` entry-point
     [project.entry-points."fedx_bench.methods"]
     vicreg = "my_vicreg:VICReg"
 
-``fedx: true`` works on it unchanged: FedX only needs ``training_step`` to return the projections.
+``fedx: true`` works on it unchanged: the base class forwards the views (and FedX's random batch) and this
+method only computes its loss from the projections (``compute_loss``).
 
 VICReg's loss on the two views' embeddings z1, z2 (here the projector output, BN in the projector's hidden layer):
 λ·invariance (MSE between z1 and z2) + μ·variance (hinge keeping each dimension's std above γ = 1, per view) +
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedx_bench.methods import Method, StepOutput, forward_views
+from fedx_bench.methods import Method, Views
 from fedx_bench.models import mlp_head
 
 
@@ -69,7 +70,6 @@ class VICReg(Method):
         super().__init__(backbone, args, proj_hidden, proj_dim)
         self.projector = mlp_head(self.feat_dim, proj_hidden, proj_dim, batch_norm=True)
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
-        z1, z2, zr = forward_views(self, x1, x2, xr)
-        loss, terms = vicreg_loss(z1, z2, self.args)
-        return StepOutput(loss=loss, z1=z1, z2=z2, zr=zr, logs={"loss_local_contrastive": loss.detach(), **terms})
+    def compute_loss(self, v: Views) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, terms = vicreg_loss(v.z1, v.z2, self.args)
+        return loss, {"loss_local_contrastive": loss.detach(), **terms}

@@ -3,6 +3,9 @@
 Everything a run does is decided by its ``RunConfig``; its hash is the run id. YAML is validated
 into these dataclasses before anything runs: an unknown key, a wrong type or an impossible value is a
 ``ConfigError`` naming the file and the dotted key.
+
+Validation imports no torch: registry names are checked against torch-free declarations and a built-in
+method's arguments against its schema in ``methods/specs.py`` (a plug-in method's module is imported).
 """
 
 from __future__ import annotations
@@ -19,20 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
-
-FEDX_VARIANTS: dict[str, dict[str, bool]] = {
-    # name: which FedX terms are on (the local contrastive term is always the base method's own loss)
-    "fedx": dict(local_relational=True, global_contrastive=True, global_relational=True, head=True),
-    "fedx-no-relational": dict(local_relational=False, global_contrastive=True, global_relational=False, head=True),
-    "fedx-no-global": dict(local_relational=True, global_contrastive=False, global_relational=False, head=False),
-    "fedx-no-head": dict(local_relational=True, global_contrastive=True, global_relational=True, head=False),
-    "fedx-local-only-relational": dict(
-        local_relational=True, global_contrastive=True, global_relational=False, head=True
-    ),
-    "fedx-global-only-relational": dict(
-        local_relational=False, global_contrastive=True, global_relational=True, head=True
-    ),
-}
+from .methods.fedx_config import FEDX_VARIANTS as FEDX_VARIANTS  # torch-free, beside the FedX add-on
+from .methods.fedx_config import FedXConfig as FedXConfig
+from .methods.specs import method_schema
+from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS
 
 
 @dataclass
@@ -86,19 +79,6 @@ class OptimConfig:
     batch_size: int = 64
     random_batch_size: int | None = None  # None: same as batch_size (the reference's 64+64)
     reset_each_round: bool = True  # the reference re-creates the optimiser every round
-
-
-@dataclass
-class FedXConfig:
-    """The FedX add-on (spec §2). ``variant`` picks the ablation of protocols.md."""
-
-    enabled: bool = False
-    variant: str = "fedx"
-    temperature: float = 0.1  # τ: global contrastive and the student side of both relational losses
-    tt: float = 0.1  # target temperature of the global relational loss
-    ts: float = 0.1  # target temperature of the local relational loss
-    head_hidden: int = 256
-    head_dim: int | None = None  # None: model.proj_dim (it must match: the head's output meets the teacher's z)
 
 
 @dataclass
@@ -276,6 +256,12 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
 
 
+def _did_you_mean(name: Any, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or nothing."""
+    hint = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def _from_dict(cls: type, data: Any, where: str) -> Any:
     if isinstance(data, cls):
         return data
@@ -287,9 +273,7 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
-            hint = difflib.get_close_matches(str(key), names, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"unknown key {path!r}{extra}")
+            raise ConfigError(f"unknown key {path!r}{_did_you_mean(key, names)}")
         kwargs[key] = _check_value(value, hints[key], path)
     return cls(**kwargs)
 
@@ -324,10 +308,8 @@ def valid_device(device: str) -> bool:
 
 
 def validate_run(cfg: RunConfig) -> RunConfig:
-    """Semantic checks beyond types: values that cannot work. Also checks registry names."""
-    from .registry import AGGREGATORS, BACKBONES, DATASETS, EVALUATIONS, load_builtins
-
-    load_builtins()
+    """Semantic checks beyond types: values that cannot work. Also checks registry names (without importing the
+    modules that register them) and resolves ``method_args`` against the method's schema."""
 
     def bad(key: str, msg: str) -> ConfigError:
         return ConfigError(f"{key}: {msg}")
@@ -424,29 +406,39 @@ def validate_run(cfg: RunConfig) -> RunConfig:
         if not getattr(cfg.fedx, t_key) > 0:
             raise bad(f"fedx.{t_key}", "temperatures must be > 0")
     if cfg.fedx.variant not in FEDX_VARIANTS:
-        hint = difflib.get_close_matches(cfg.fedx.variant, FEDX_VARIANTS, n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        extra = _did_you_mean(cfg.fedx.variant, FEDX_VARIANTS)
         known = ", ".join(FEDX_VARIANTS)
         raise bad("fedx.variant", f"unknown FedX variant {cfg.fedx.variant!r}{extra}; known: {known}")
     if not valid_device(cfg.device):
         raise bad("device", f"must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for p in e.protocols:
-        EVALUATIONS.get(p)
-    DATASETS.get(cfg.data.name)
-    BACKBONES.get(cfg.model.backbone)
-    if f.aggregator not in AGGREGATORS:
-        try:
-            AGGREGATORS.get(f.aggregator)
-        except ConfigError as err:
-            raise bad("federation.aggregator", str(err)) from None
-    from .methods import resolve_method
-
-    method_cls = resolve_method(cfg.method)
-    parsed = method_cls.parse_args(cfg.method_args)  # raises ConfigError on unknown/invalid method_args
+        EVALUATIONS.check(p)
+    DATASETS.check(cfg.data.name)
+    BACKBONES.check(cfg.model.backbone)
+    try:
+        AGGREGATORS.check(f.aggregator)
+    except ConfigError as err:
+        raise bad("federation.aggregator", str(err)) from None
+    parsed = parse_method_args(method_schema(cfg.method), cfg.method_args, cfg.method)
     if dataclasses.is_dataclass(parsed):  # fully resolved: defaults written out, so equal settings hash equal
         cfg.method_args = dataclasses.asdict(parsed)
     _check_method_args(cfg.method_args)
     return cfg
+
+
+def parse_method_args(schema: type, args: dict[str, Any] | None, method: str) -> Any:
+    """``method_args`` → an instance of the method's ``Args`` dataclass ``schema``, by the same typed conversion as
+    the rest of the config; unknown keys, wrong types and values its checks refuse are ConfigErrors."""
+    d = dict(args or {})
+    if not dataclasses.is_dataclass(schema):
+        if d:
+            raise ConfigError(f"method_args: method {method!r} takes no arguments, got {sorted(d)}")
+        return schema()
+    names = [f.name for f in dataclasses.fields(schema)]
+    for k in d:
+        if k not in names:
+            raise ConfigError(f"unknown key 'method_args.{k}' for method {method!r}{_did_you_mean(k, names)}")
+    return _from_dict(schema, d, "method_args")
 
 
 def _check_method_args(args: dict[str, Any]) -> None:
@@ -490,12 +482,15 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Suite expansion lives in fedx_bench.suite; these names stay importable from here (explicit re-exports).
-from .suite import LABEL_KEYS as LABEL_KEYS  # noqa: E402
-from .suite import SUITE_KEYS as SUITE_KEYS  # noqa: E402
-from .suite import expand_suite as expand_suite  # noqa: E402
-from .suite import grid_size as grid_size  # noqa: E402
-from .suite import label_runs as label_runs  # noqa: E402
-from .suite import load_suite as load_suite  # noqa: E402
-from .suite import read_suite_doc as read_suite_doc  # noqa: E402
-from .suite import split_sweep as split_sweep  # noqa: E402
+# Suite expansion lives in fedx_bench.suite (which imports this module); these names stay importable from here,
+# resolved on first use so that importing either module first works.
+_SUITE_NAMES = ("LABEL_KEYS", "SUITE_KEYS", "expand_suite", "grid_size", "label_runs", "load_suite", "read_suite_doc",
+                "split_sweep")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUITE_NAMES:
+        from . import suite
+
+        return getattr(suite, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from .aggregation import AGGREGATORS, fedavg
 from .config import RunConfig
 from .methods import ClientState, Method
 
-__all__ = ["ClientData", "FederatedTrainer", "RoundResult", "derive_seed", "fedavg", "resolve_device"]
+__all__ = ["ClientData", "FederatedTrainer", "RoundResult", "derive_seed", "fedavg", "make_optimizer", "resolve_device"]
 
 
 def derive_seed(*parts: int) -> int:
@@ -62,7 +62,8 @@ class RoundResult:
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
-def _make_optimizer(params: list[torch.nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.nn.Parameter], cfg: RunConfig) -> torch.optim.Optimizer:
+    """The local optimiser of ``cfg.optim`` over ``params`` (also used by the benchmarks' reference loop)."""
     o = cfg.optim
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
@@ -180,7 +181,7 @@ class FederatedTrainer:
         if self.transform is not None:
             model.prepare_local_training(self.images[idx], self.transform)
         model.train()
-        opt = _make_optimizer(model.trainable_parameters(), cfg)
+        opt = make_optimizer(model.trainable_parameters(), cfg)
         if not cfg.optim.reset_each_round and k in self.optimizer_states:
             opt.load_state_dict(self.optimizer_states[k])
         n = len(idx)

@@ -37,7 +37,8 @@ from .evaluation import (
 )
 from .evaluation.semi_supervised import indices_sha256
 from .federated import FederatedTrainer, derive_seed, resolve_device
-from .methods import Method, build_method
+from .methods import Method, resolve_method, wrap_fedx
+from .models import build_backbone
 from .partition import PARTITION_VERSION, Partition, dirichlet_split, iid_split, stratified_subsample
 from .progress import Progress
 from .provenance import portable_paths
@@ -57,6 +58,19 @@ from .tracking import log_record
 
 DEFAULT_THREADS = 1  # intra-op CPU threads of a run unless asked otherwise (--threads-per-run)
 ANGLE_FILE = "angle.json"
+
+
+def build_method(cfg: RunConfig, in_channels: int) -> Method:
+    """Build the (optionally FedX-wrapped) method for a run. Seeds torch first so that the backbone's
+    initial weights depend only on the seed and backbone, not on the method (same random-init encoder). The
+    method's module is imported (``resolve_method``) before seeding, so nothing else draws in between."""
+    cls = resolve_method(cfg.method)
+    args = cls.parse_args(cfg.method_args)
+    torch.manual_seed(cfg.seed)
+    backbone = build_backbone(cfg.model.backbone, in_channels, cfg.model.width)
+    base = cls(backbone, args, cfg.model.proj_hidden, cfg.model.proj_dim)
+    return wrap_fedx(base, cfg.fedx)
+
 
 REFERENCE_AUGMENT = {"cifar10": "reference-cifar", "svhn": "reference-svhn", "fmnist": "reference-cifar"}
 

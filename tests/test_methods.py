@@ -7,7 +7,8 @@ import torch
 
 from fedx_bench.config import FEDX_VARIANTS, RunConfig, run_config_from_dict
 from fedx_bench.federated import fedavg
-from fedx_bench.methods import FedX, build_method
+from fedx_bench.methods import FedX
+from fedx_bench.runner import build_method
 
 X = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 

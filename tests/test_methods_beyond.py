@@ -17,12 +17,13 @@ from fedx_bench.cli import main as cli_main
 from fedx_bench.config import RunConfig, load_suite, run_config_from_dict
 from fedx_bench.errors import ConfigError
 from fedx_bench.federated import FederatedTrainer
-from fedx_bench.methods import FedX, build_method
+from fedx_bench.methods import FedX
 from fedx_bench.methods.fedema import FedEMA, divergence_weights, ema_mu
 from fedx_bench.methods.simsiam import SimSiam, simsiam_loss
 from fedx_bench.models import CNN4
 from fedx_bench.registry import METHODS
 from fedx_bench.reports import results_frame
+from fedx_bench.runner import build_method
 
 ROOT = Path(__file__).resolve().parents[1]
 B, PROJ = 6, 8

@@ -13,7 +13,7 @@ from fedx_bench.config import RunConfig, run_config_from_dict
 from fedx_bench.errors import ConfigError
 from fedx_bench.federated import FederatedTrainer
 from fedx_bench.losses import proto_nce
-from fedx_bench.methods import FedX, build_method
+from fedx_bench.methods import FedX
 from fedx_bench.methods.byol import BYOL
 from fedx_bench.methods.fedu import FedU, conv_weights
 from fedx_bench.methods.moco import MoCo
@@ -26,6 +26,7 @@ from fedx_bench.methods.protocl import (
 )
 from fedx_bench.models import CNN4
 from fedx_bench.registry import METHODS
+from fedx_bench.runner import build_method
 
 METHOD_NAMES = ["moco", "byol", "fedu", "protocl"]
 SMALL_ARGS = {

@@ -4,7 +4,10 @@ A method is an ``nn.Module`` holding an encoder (the backbone whose features are
 projector, and whatever else it needs. The federated loop talks to it only through:
 
 * ``training_step(x1, x2, xr)`` → ``StepOutput`` (its own loss plus the student projections of both
-  views and of the optional random batch, which is what the FedX add-on needs);
+  views and of the optional random batch, which is what the FedX add-on needs). The base does this step's
+  shared forward (``forward_views``: one pass of ``cat(x1, x2[, xr])``, so the random batch is forwarded
+  whenever the loop supplies it, i.e. when the FedX add-on asks for it) and a method only computes its loss
+  from the result (``compute_loss``), so no method can forget the random batch (solo-learn's base forward);
 * ``after_optimizer_step()`` (EMA targets, queues);
 * ``on_round_start(round, client_state)`` / ``client_state()`` (per-client persistent state);
 * ``shared_state()`` (what the server averages) and ``local_prefixes`` (what it never averages).
@@ -14,10 +17,6 @@ FedX (``methods/fedx.py``) wraps any such method without knowing which one it is
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -25,7 +24,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..models import mlp_head
 
 
@@ -40,13 +38,30 @@ class StepOutput:
     logs: dict[str, Tensor] = field(default_factory=dict)
 
 
+@dataclass
+class Views:
+    """One step's shared forward: the augmented inputs and their student projections z = ``project(x)``.
+    ``xr``/``zr``: the random batch and its projections (None when the step has none)."""
+
+    x1: Tensor
+    x2: Tensor
+    xr: Tensor | None
+    z1: Tensor
+    z2: Tensor
+    zr: Tensor | None
+
+
+LossTerms = tuple[Tensor, dict[str, Tensor]]
+"""``compute_loss``'s result: the loss and its logged terms (detached scalars; ``loss_local_contrastive`` is the
+method's own loss by convention)."""
+
 ClientState = dict[str, Any]
 """Per-client persistent state: tensors (cloned) and plain JSON-able values; checkpointable with torch.save."""
 
 
 class Method(nn.Module):
     """Base class. Subclasses set ``name``, ``Args`` (a dataclass of hyperparameters) and implement
-    ``training_step``. The default encoder/projector layout is backbone → MLP(d→hidden→proj_dim)."""
+    ``compute_loss``. The default encoder/projector layout is backbone → MLP(d→hidden→proj_dim)."""
 
     name: ClassVar[str] = "base"
     Args: ClassVar[type] = type("Args", (), {})
@@ -59,30 +74,19 @@ class Method(nn.Module):
         self.encoder = backbone
         self.feat_dim: int = int(backbone.out_dim)  # type: ignore[arg-type]
         self.proj_dim = proj_dim
+        # BYOL and SimSiam replace this projector with a BN one. It is built all the same: its initialisation
+        # draws from torch's global RNG, so every weight initialised after it (the replacement projector, the
+        # predictor) and hence every stored number depends on it being drawn here.
         self.projector = mlp_head(self.feat_dim, proj_hidden, proj_dim)
 
     # ----------------------------------------------------------------- configuration
     @classmethod
     def parse_args(cls, d: dict[str, Any] | None) -> Any:
-        """Validate ``method_args`` against ``cls.Args``; unknown keys and wrong types are ConfigErrors."""
-        d = dict(d or {})
-        if not dataclasses.is_dataclass(cls.Args):
-            if d:
-                raise ConfigError(f"method_args: method {cls.name!r} takes no arguments, got {sorted(d)}")
-            return cls.Args()
-        hints = typing.get_type_hints(cls.Args)
-        names = [f.name for f in dataclasses.fields(cls.Args)]
-        for k, v in d.items():
-            if k not in names:
-                hint = difflib.get_close_matches(k, names, n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigError(f"unknown key 'method_args.{k}' for method {cls.name!r}{extra}")
-            tp = hints[k]
-            if tp is float and isinstance(v, int) and not isinstance(v, bool):
-                d[k] = float(v)
-            elif tp in (int, float, bool, str) and not isinstance(d[k], tp):
-                raise ConfigError(f"method_args.{k}: expected {tp.__name__}, got {v!r}")
-        return cls.Args(**d)
+        """Validate ``method_args`` against ``cls.Args`` with the config's typed conversion; unknown keys, wrong
+        types and impossible values are ConfigErrors."""
+        from ..config import parse_method_args
+
+        return parse_method_args(cls.Args, d, cls.name)
 
     # ----------------------------------------------------------------- forward pieces
     def features(self, x: Tensor) -> Tensor:
@@ -97,8 +101,25 @@ class Method(nn.Module):
         """The modules that map images to ``project`` outputs; FedX copies them as the round's teacher."""
         return _Projector(self.encoder, self.projector)
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
+    def forward_views(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> Views:
+        """The shared forward: one pass of ``cat(x1, x2[, xr])`` through ``project``, so BN sees the whole
+        concatenated batch (the reference FedX step)."""
+        parts = [x1, x2] if xr is None else [x1, x2, xr]
+        z = self.project(torch.cat(parts, dim=0))
+        b = x1.shape[0]
+        return Views(x1, x2, xr, z[:b], z[b : 2 * b], z[2 * b :] if xr is not None else None)
+
+    def compute_loss(self, v: Views) -> LossTerms:
+        """The method's own loss from the shared forward ``v`` (its other networks, e.g. a predictor or a
+        momentum encoder, forward the views here)."""
         raise NotImplementedError
+
+    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
+        """One local step: the shared forward, then ``compute_loss``. Methods implement ``compute_loss``; an
+        override of this (a plug-in's instrumentation) calls ``super()``."""
+        v = self.forward_views(x1, x2, xr)
+        loss, logs = self.compute_loss(v)
+        return StepOutput(loss=loss, z1=v.z1, z2=v.z2, zr=v.zr, logs=logs)
 
     def after_optimizer_step(self) -> None:
         """Hook after each optimiser step (EMA updates, queue pushes)."""
@@ -163,23 +184,3 @@ class _Projector(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.projector(self.encoder(x).flatten(1))
-
-
-def frozen_copy(module: nn.Module) -> nn.Module:
-    """Deep copy in eval mode with gradients off: the round's frozen teacher."""
-    m = copy.deepcopy(module)
-    for sub in m.modules():  # a compiled forward would still point at the original module's weights
-        if getattr(sub, "_compiled_call_impl", None) is not None:
-            sub._compiled_call_impl = None
-    m.eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
-
-
-def forward_views(method: Method, x1: Tensor, x2: Tensor, xr: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One forward of ``cat(x1, x2[, xr])`` through ``project``; BN sees the whole concatenated batch (reference)."""
-    parts = [x1, x2] if xr is None else [x1, x2, xr]
-    z = method.project(torch.cat(parts, dim=0))
-    b = x1.shape[0]
-    return z[:b], z[b : 2 * b], (z[2 * b :] if xr is not None else None)

@@ -24,42 +24,18 @@ Choices (benchmark-defined; the FedX authors' BYOL settings are UNKNOWN):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..losses import byol_loss
 from ..models import mlp_head
 from ..registry import METHODS
-from .base import ClientState, Method, StepOutput, forward_views
-from .moco import copy_module_, frozen_twin, momentum_update_
+from .base import ClientState, LossTerms, Method, Views
+from .momentum import copy_module_, frozen_copy, momentum_update_
+from .specs import BYOLArgs
 
 
-@dataclass
-class BYOLArgs:
-    ema: float = 0.99  # target decay τ (EasyFL)
-    pred_hidden: int | None = None  # None: the model config's proj_hidden (see module docstring)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.ema <= 1.0:
-            raise ConfigError(f"method_args.ema: must be in [0, 1], got {self.ema}")
-        if self.pred_hidden is not None and (
-            isinstance(self.pred_hidden, bool)
-            or not isinstance(self.pred_hidden, int)
-            or self.pred_hidden < 1
-        ):
-            raise ConfigError(
-                f"method_args.pred_hidden: expected a positive integer or null, got {self.pred_hidden!r}"
-            )
-
-
-@METHODS.register(
-    "byol",
-    display="FedBYOL",
-    description="BYOL; EMA target kept on each client, online network + predictor averaged",
-)
+@METHODS.register("byol")
 class BYOL(Method):
     """FedBYOL; every choice is listed in the module docstring."""
 
@@ -71,24 +47,23 @@ class BYOL(Method):
         self, backbone: nn.Module, args: BYOLArgs, proj_hidden: int = 256, proj_dim: int = 256
     ) -> None:
         super().__init__(backbone, args, proj_hidden, proj_dim)
-        self.projector = mlp_head(self.feat_dim, proj_hidden, proj_dim, batch_norm=True)
+        self.projector = mlp_head(self.feat_dim, proj_hidden, proj_dim, batch_norm=True)  # replaces base.py's
         pred_hidden = args.pred_hidden if args.pred_hidden is not None else proj_hidden
         self.predictor = mlp_head(proj_dim, pred_hidden, proj_dim, batch_norm=True)
-        self.target_encoder = frozen_twin(self.encoder)
-        self.target_projector = frozen_twin(self.projector)
+        self.target_encoder = frozen_copy(self.encoder, eval_mode=False)
+        self.target_projector = frozen_copy(self.projector, eval_mode=False)
 
     def target_project(self, x: Tensor) -> Tensor:
         """Target-network projection (no gradient)."""
         with torch.no_grad():
             return self.target_projector(self.target_encoder(x).flatten(1))
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
-        z1, z2, zr = forward_views(self, x1, x2, xr)
-        b = x1.shape[0]
-        p = self.predictor(torch.cat([z1, z2], dim=0))
-        t = self.target_project(torch.cat([x1, x2], dim=0))
+    def compute_loss(self, v: Views) -> LossTerms:
+        b = v.x1.shape[0]
+        p = self.predictor(torch.cat([v.z1, v.z2], dim=0))
+        t = self.target_project(torch.cat([v.x1, v.x2], dim=0))
         loss = byol_loss(p[:b], t[b:]) + byol_loss(p[b:], t[:b])
-        return StepOutput(loss=loss, z1=z1, z2=z2, zr=zr, logs={"loss_local_contrastive": loss.detach()})
+        return loss, {"loss_local_contrastive": loss.detach()}
 
     def after_optimizer_step(self) -> None:
         momentum_update_(self.target_encoder, self.encoder, self.args.ema, copy_buffers=True)

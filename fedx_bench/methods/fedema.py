@@ -33,33 +33,17 @@ Choices where the paper is silent or the authors' code differs (README, "Methods
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..registry import METHODS
 from .base import ClientState
-from .byol import BYOL, BYOLArgs
+from .byol import BYOL
 from .fedu import conv_weights
+from .momentum import blend_
+from .specs import FedEMAArgs
 
 _MIXED = ("encoder", "projector", "predictor")  # the online network and predictor, mixed by the EMA
-
-
-@dataclass
-class FedEMAArgs(BYOLArgs):
-    tau: float = 0.7  # autoscaler target: μ at a client's first EMA update (the authors' example run)
-    scaler: float | None = None  # a constant λ instead of the autoscaler (None: autoscaler)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1:
-            raise ConfigError(f"method_args.tau: must be in (0, 1], got {self.tau!r}")
-        if self.scaler is not None and (
-            isinstance(self.scaler, bool) or not isinstance(self.scaler, (int, float)) or self.scaler < 0
-        ):
-            raise ConfigError(f"method_args.scaler: expected a number >= 0 or null, got {self.scaler!r}")
 
 
 def divergence_weights(module: nn.Module) -> list[Tensor]:
@@ -75,11 +59,7 @@ def ema_mu(divergence: float, scaler: float | None) -> float:
     return min(scaler * divergence, 1.0)
 
 
-@METHODS.register(
-    "fedema",
-    display="FedEMA",
-    description="BYOL + divergence-aware EMA of the local online network towards the global one (tau autoscaler)",
-)
+@METHODS.register("fedema")
 class FedEMA(BYOL):
     """FedEMA; every choice is listed in the module docstring."""
 
@@ -121,9 +101,7 @@ class FedEMA(BYOL):
         elif self._scaler is None and d > 0:
             self._scaler = self.args.tau / d  # the autoscaler: μ = τ at this first EMA update
         mu = ema_mu(d, self._scaler)
-        with torch.no_grad():
-            for k, p in self._mixed_parameters().items():
-                p.mul_(1.0 - mu).add_(local[k], alpha=mu)
+        blend_(self._mixed_parameters(), local, mu)
         self.last_mu, self.last_divergence = mu, d
 
     def round_stats(self) -> dict[str, float]:

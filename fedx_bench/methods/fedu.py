@@ -18,27 +18,15 @@ the client). DAPU, as implemented here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..registry import METHODS
 from .base import ClientState
-from .byol import BYOL, BYOLArgs
+from .byol import BYOL
+from .specs import FedUArgs
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-@dataclass
-class FedUArgs(BYOLArgs):
-    dapu_threshold: float = 0.4  # μ (EasyFL default)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.dapu_threshold < 0:
-            raise ConfigError(f"method_args.dapu_threshold: must be >= 0, got {self.dapu_threshold}")
 
 
 def conv_weights(module: nn.Module) -> list[Tensor]:
@@ -46,11 +34,7 @@ def conv_weights(module: nn.Module) -> list[Tensor]:
     return [m.weight for m in module.modules() if isinstance(m, _CONV_TYPES)]
 
 
-@METHODS.register(
-    "fedu",
-    display="FedU",
-    description="BYOL + divergence-aware predictor update (DAPU, mu = dapu_threshold)",
-)
+@METHODS.register("fedu")
 class FedU(BYOL):
     """FedU; every choice is listed in the module docstring."""
 

@@ -28,64 +28,18 @@ Choices (benchmark-defined; the FedX authors' MoCo settings are UNKNOWN):
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..losses import info_nce_queue
 from ..registry import METHODS
-from .base import ClientState, Method, StepOutput, forward_views
+from .base import ClientState, LossTerms, Method, Views
+from .momentum import copy_module_, frozen_copy, momentum_update_
+from .specs import MoCoArgs
 
 
-@torch.no_grad()
-def momentum_update_(target: nn.Module, online: nn.Module, decay: float, copy_buffers: bool = False) -> None:
-    """θ_t ← decay·θ_t + (1 − decay)·θ_o for every parameter; buffers are copied when ``copy_buffers``."""
-    for pt, po in zip(target.parameters(), online.parameters(), strict=True):
-        pt.mul_(decay).add_(po.detach(), alpha=1.0 - decay)
-    if copy_buffers:
-        for bt, bo in zip(target.buffers(), online.buffers(), strict=True):
-            bt.copy_(bo)
-
-
-@torch.no_grad()
-def copy_module_(target: nn.Module, source: nn.Module) -> None:
-    """Make ``target`` an exact copy (parameters and buffers) of ``source``, in place."""
-    target.load_state_dict(source.state_dict())
-
-
-def frozen_twin(module: nn.Module) -> nn.Module:
-    """A deep copy with gradients off: momentum/EMA networks are updated by hand, never by the optimiser."""
-    twin = copy.deepcopy(module)
-    for p in twin.parameters():
-        p.requires_grad_(False)
-    return twin
-
-
-@dataclass
-class MoCoArgs:
-    temperature: float = 0.2  # MoCo v2
-    momentum: float = 0.99  # EasyFL's key-encoder momentum
-    queue_size: int = 4096  # EasyFL's K
-    reset_key_encoder: bool = True  # reset the key network to the global query network every round
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ConfigError(f"method_args.temperature: must be > 0, got {self.temperature}")
-        if not 0.0 <= self.momentum <= 1.0:
-            raise ConfigError(f"method_args.momentum: must be in [0, 1], got {self.momentum}")
-        if self.queue_size < 1:
-            raise ConfigError(f"method_args.queue_size: must be >= 1, got {self.queue_size}")
-
-
-@METHODS.register(
-    "moco",
-    display="FedMoCo",
-    description="MoCo v2; per-client queue, key network reset to the global query network",
-)
+@METHODS.register("moco")
 class MoCo(Method):
     """FedMoCo; every choice is listed in the module docstring."""
 
@@ -97,8 +51,8 @@ class MoCo(Method):
         self, backbone: nn.Module, args: MoCoArgs, proj_hidden: int = 256, proj_dim: int = 256
     ) -> None:
         super().__init__(backbone, args, proj_hidden, proj_dim)
-        self.key_encoder = frozen_twin(self.encoder)
-        self.key_projector = frozen_twin(self.projector)
+        self.key_encoder = frozen_copy(self.encoder, eval_mode=False)
+        self.key_projector = frozen_copy(self.projector, eval_mode=False)
         self.register_buffer("queue", self._random_queue())
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self._pending_keys: Tensor | None = None
@@ -113,24 +67,22 @@ class MoCo(Method):
         with torch.no_grad():
             return self.key_projector(self.key_encoder(x).flatten(1))
 
-    def _queries_and_keys(
-        self, x1: Tensor, x2: Tensor, xr: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor]:
-        q1, q2, qr = forward_views(self, x1, x2, xr)
-        k = self.key_project(torch.cat([x1, x2], dim=0))
-        b = x1.shape[0]
-        return q1, q2, qr, k[:b], k[b:]
+    def _keys(self, v: Views) -> tuple[Tensor, Tensor]:
+        """Both views' keys, in one key-network pass of ``cat(x1, x2)``; queued after the optimiser step."""
+        k = self.key_project(torch.cat([v.x1, v.x2], dim=0))
+        self._pending_keys = k
+        b = v.x1.shape[0]
+        return k[:b], k[b:]
 
     def _info_nce(self, q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor) -> Tensor:
         queue = self.queue.clone().detach()  # the queue is written in place after the step
         t = self.args.temperature
         return 0.5 * (info_nce_queue(q1, k2, queue, t) + info_nce_queue(q2, k1, queue, t))
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
-        q1, q2, qr, k1, k2 = self._queries_and_keys(x1, x2, xr)
-        loss = self._info_nce(q1, q2, k1, k2)
-        self._pending_keys = torch.cat([k1, k2], dim=0)
-        return StepOutput(loss=loss, z1=q1, z2=q2, zr=qr, logs={"loss_local_contrastive": loss.detach()})
+    def compute_loss(self, v: Views) -> LossTerms:
+        k1, k2 = self._keys(v)
+        loss = self._info_nce(v.z1, v.z2, k1, k2)
+        return loss, {"loss_local_contrastive": loss.detach()}
 
     # ----------------------------------------------------------------- state updates
     @torch.no_grad()

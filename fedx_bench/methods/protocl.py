@@ -30,49 +30,21 @@ UNVERIFIED and every choice below is the benchmark's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..losses import proto_nce
 from ..registry import METHODS
-from .base import ClientState, StepOutput
-from .moco import MoCo, MoCoArgs
+from .base import ClientState, LossTerms, Views
+from .moco import MoCo
+from .specs import ProtoCLArgs
 
 PCL_ALPHA = 10.0  # PCL's smoothing constant in the concentration estimate
 FEATURE_CHUNK = 512
-
-
-@dataclass
-class ProtoCLArgs(MoCoArgs):
-    num_clusters: list[int] = field(default_factory=lambda: [10, 20])
-    kmeans_iters: int = 10
-    proto_weight: float = 1.0
-    warmup_rounds: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        ks = self.num_clusters
-        if (
-            not isinstance(ks, list)
-            or not ks
-            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)
-        ):
-            raise ConfigError(
-                f"method_args.num_clusters: expected a non-empty list of positive integers, got {ks!r}"
-            )
-        if self.kmeans_iters < 1:
-            raise ConfigError(f"method_args.kmeans_iters: must be >= 1, got {self.kmeans_iters}")
-        if not (math.isfinite(self.proto_weight) and self.proto_weight >= 0):
-            raise ConfigError(f"method_args.proto_weight: must be finite and >= 0, got {self.proto_weight}")
-        if self.warmup_rounds < 0:
-            raise ConfigError(f"method_args.warmup_rounds: must be >= 0, got {self.warmup_rounds}")
 
 
 class Prototypes(NamedTuple):
@@ -136,11 +108,7 @@ def nearest_prototype(k: Tensor, centroids: Tensor) -> Tensor:
     return (F.normalize(k, dim=1) @ centroids.t()).argmax(dim=1)
 
 
-@METHODS.register(
-    "protocl",
-    display="FedProtoCL",
-    description="PCL re-implementation (InfoNCE + ProtoNCE, per-client k-means); variant UNKNOWN",
-)
+@METHODS.register("protocl")
 class ProtoCL(MoCo):
     """FedProtoCL; every choice is listed in the module docstring."""
 
@@ -209,17 +177,16 @@ class ProtoCL(MoCo):
             )
         return torch.stack(terms).mean()
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
-        q1, q2, qr, k1, k2 = self._queries_and_keys(x1, x2, xr)
-        nce = self._info_nce(q1, q2, k1, k2)
-        self._pending_keys = torch.cat([k1, k2], dim=0)
+    def compute_loss(self, v: Views) -> LossTerms:
+        k1, k2 = self._keys(v)
+        nce = self._info_nce(v.z1, v.z2, k1, k2)
         logs = {"term_infonce": nce.detach()}
         loss = nce
         if self.prototypes:
-            proto = self.proto_term(q1, q2, k1, k2)
+            proto = self.proto_term(v.z1, v.z2, k1, k2)
             loss = nce + self.args.proto_weight * proto
             logs["term_proto"] = proto.detach()
         else:
             logs["term_proto"] = torch.zeros((), device=nce.device)
         logs["loss_local_contrastive"] = loss.detach()
-        return StepOutput(loss=loss, z1=q1, z2=q2, zr=qr, logs=logs)
+        return loss, logs

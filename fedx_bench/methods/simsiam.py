@@ -17,29 +17,14 @@ Choices (benchmark-defined; the FedX paper has no SimSiam baseline):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..models import mlp_head
 from ..registry import METHODS
-from .base import Method, StepOutput, forward_views
-
-
-@dataclass
-class SimSiamArgs:
-    pred_hidden: int | None = None  # None: model.proj_dim // 4 (SimSiam's bottleneck ratio)
-
-    def __post_init__(self) -> None:
-        if self.pred_hidden is not None and (
-            isinstance(self.pred_hidden, bool) or not isinstance(self.pred_hidden, int) or self.pred_hidden < 1
-        ):
-            raise ConfigError(
-                f"method_args.pred_hidden: expected a positive integer or null, got {self.pred_hidden!r}"
-            )
+from .base import LossTerms, Method, Views
+from .specs import SimSiamArgs
 
 
 def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
@@ -49,11 +34,7 @@ def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
     )
 
 
-@METHODS.register(
-    "simsiam",
-    display="FedSimSiam",
-    description="SimSiam; stop-gradient + predictor, no momentum encoder; everything averaged",
-)
+@METHODS.register("simsiam")
 class SimSiam(Method):
     """FedSimSiam; every choice is listed in the module docstring."""
 
@@ -64,13 +45,12 @@ class SimSiam(Method):
         self, backbone: nn.Module, args: SimSiamArgs, proj_hidden: int = 256, proj_dim: int = 256
     ) -> None:
         super().__init__(backbone, args, proj_hidden, proj_dim)
-        self.projector = mlp_head(self.feat_dim, proj_hidden, proj_dim, batch_norm=True)
+        self.projector = mlp_head(self.feat_dim, proj_hidden, proj_dim, batch_norm=True)  # replaces base.py's
         pred_hidden = args.pred_hidden if args.pred_hidden is not None else max(1, proj_dim // 4)
         self.predictor = mlp_head(proj_dim, pred_hidden, proj_dim, batch_norm=True)
 
-    def training_step(self, x1: Tensor, x2: Tensor, xr: Tensor | None = None) -> StepOutput:
-        z1, z2, zr = forward_views(self, x1, x2, xr)
-        b = x1.shape[0]
-        p = self.predictor(torch.cat([z1, z2], dim=0))
-        loss = simsiam_loss(p[:b], p[b:], z1, z2)
-        return StepOutput(loss=loss, z1=z1, z2=z2, zr=zr, logs={"loss_local_contrastive": loss.detach()})
+    def compute_loss(self, v: Views) -> LossTerms:
+        b = v.x1.shape[0]
+        p = self.predictor(torch.cat([v.z1, v.z2], dim=0))
+        loss = simsiam_loss(p[:b], p[b:], v.z1, v.z2)
+        return loss, {"loss_local_contrastive": loss.detach()}
