@@ -47,6 +47,16 @@ def _git(args: list[str]) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def git_commit() -> str | None:
+    """The fedx-bench checkout's commit, ``<sha>`` or ``<sha>-dirty`` (tracked files edited anywhere in the tree);
+    None outside a git tree. Stored as ``env.json``'s ``git_commit`` (what runs stored before ``code`` carry)."""
+    commit = _git(["rev-parse", "HEAD"])
+    if not commit:
+        return None
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"])
+    return commit + ("-dirty" if dirty else "")
+
+
 @lru_cache(maxsize=1)
 def code_record() -> dict[str, Any]:
     """``{"version", "git_commit", "git_dirty", "source_sha256", "numerics_sha256", "files"}`` of the running code.

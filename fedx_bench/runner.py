@@ -20,23 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .data import ArrayDataset, load_dataset
 from .data.augment import build_augment, normalize
 from .data.datasets import resolve_root
+from .environment import environment_record
 from .errors import UserError
-from .evaluation import (
-    PROTOCOL_VERSIONS,
-    angle_round,
-    angles_deg,
-    balanced_subset,
-    extract_features,
-    knn_accuracy,
-    linear_probe,
-    semi_supervised_finetune,
-)
-from .evaluation.semi_supervised import indices_sha256
-from .federated import FederatedTrainer, derive_seed, resolve_device
+from .evaluation import FINAL, EvalContext, Protocol, RunContext, extract_features, get_protocol, indices_sha256
+from .evaluation import protocol_versions as _protocol_versions
+from .federated import FederatedTrainer, resolve_device
 from .methods import Method, resolve_method, wrap_fedx
 from .models import build_backbone
 from .partition import PARTITION_VERSION, Partition, dirichlet_split, iid_split, stratified_subsample
@@ -49,7 +42,6 @@ from .store import (
     RunDir,
     RunStore,
     atomic_write_json,
-    environment_record,
     inspect_run,
     one_line_error,
     read_json,
@@ -57,7 +49,6 @@ from .store import (
 from .tracking import log_record
 
 DEFAULT_THREADS = 1  # intra-op CPU threads of a run unless asked otherwise (--threads-per-run)
-ANGLE_FILE = "angle.json"
 
 
 def build_method(cfg: RunConfig, in_channels: int) -> Method:
@@ -83,9 +74,14 @@ def augment_name(cfg: RunConfig) -> str:
 
 def protocol_versions(cfg: RunConfig) -> dict[str, str]:
     """Versions of every protocol a run's numbers depend on (stored in spec.json, printed by reports)."""
-    out = {p: PROTOCOL_VERSIONS[p] for p in cfg.eval.protocols}
+    out = _protocol_versions(cfg.eval.protocols)
     out["partition"] = PARTITION_VERSION
     return out
+
+
+def run_protocols(cfg: RunConfig) -> list[Protocol]:
+    """The registry entries of ``cfg.eval.protocols``, in the config's order."""
+    return [get_protocol(name) for name in cfg.eval.protocols]
 
 
 @dataclass
@@ -145,138 +141,20 @@ def make_partition(cfg: RunConfig, labels: np.ndarray, num_classes: int) -> Part
 
 def evaluate(model: torch.nn.Module, data: PreparedData, cfg: RunConfig, device: torch.device, round_idx: int
              ) -> dict[str, float]:
-    """All configured protocols on the global encoder: probe trained on the whole (limited) training split."""
-    e = cfg.eval
-    ds = data.dataset
+    """Every configured per-round protocol on the global encoder at ``round_idx``; they share one feature pass
+    (taken only when one of them asks for features)."""
+    ctx = EvalContext(cfg, data, device, model, round_idx, extract=extract_features)
     out: dict[str, float] = {}
-    if "linear_probe" not in e.protocols and "knn" not in e.protocols:
-        return out  # semi_supervised / angle run elsewhere: no per-round feature pass needed
-    enc = model.encoder
-    xtr_u8, ytr, xte_u8, yte = data.eval_tensors(device)
-    tr = extract_features(enc, xtr_u8, ds.mean, ds.std, e.feature_batch_size, device)
-    te = extract_features(enc, xte_u8, ds.mean, ds.std, e.feature_batch_size, device)
-    if "linear_probe" in e.protocols:
-        r = linear_probe(
-            tr, ytr, te, yte, epochs=e.probe_epochs, lr=e.probe_lr, weight_decay=e.probe_weight_decay,
-            batch_size=e.probe_batch_size, seed=derive_seed(cfg.seed, round_idx, 7) % (2**31),
-            num_classes=ds.num_classes, device=device,
-        )
-        out["linear_probe_top1"] = float(r["top1"])
-        out["linear_probe_top5"] = float(r["top5"])
-    if "knn" in e.protocols:
-        r = knn_accuracy(tr, ytr, te, yte, k=e.knn_k, temperature=e.knn_temperature, num_classes=ds.num_classes)
-        out["knn_top1"] = float(r["top1"])
+    for p in run_protocols(cfg):
+        out.update(p.evaluate(ctx))
     return out
 
 
-def semi_supervised_eval(model: Method, data: PreparedData, cfg: RunConfig, device: torch.device
-                         ) -> dict[str, Any]:
-    """``semi_supervised@v1`` on the final global encoder: one fine-tune per labelled fraction.
-
-    The labelled subsets come from the whole (train_limit-capped) training split, like the linear
-    probe's, and use the recorded seed (``eval.semi_seed``, default the run seed) both for the subset and
-    for the fine-tune's shuffles/augmentations; with one seed the 1% subset is contained in the 10% one.
-    The augmentation is the run's training pipeline (``data.augment``, resolved per dataset).
-    """
-    e = cfg.eval
-    ds = data.dataset
-    seed = cfg.seed if e.semi_seed is None else e.semi_seed
-    augment = build_augment(augment_name(cfg), ds.mean, ds.std, ds.train_x.shape[1])
-    test_x, test_y = torch.from_numpy(ds.test_x), torch.from_numpy(ds.test_y)
-    results: dict[str, Any] = {}
-    for frac in e.semi_fractions:
-        ix = balanced_subset(ds.train_y, frac, seed)
-        r = semi_supervised_finetune(
-            model.encoder, torch.from_numpy(ds.train_x[ix]), torch.from_numpy(ds.train_y[ix]), test_x, test_y,
-            augment=augment, mean=ds.mean, std=ds.std, num_classes=ds.num_classes, epochs=e.semi_epochs,
-            lr_backbone=e.semi_lr_backbone, lr_head=e.semi_lr_head, weight_decay=e.semi_weight_decay,
-            momentum=e.semi_momentum, batch_size=e.semi_batch_size, freeze_backbone=e.semi_freeze_backbone,
-            seed=seed, device=device, feature_batch_size=e.feature_batch_size,
-        )
-        results[str(frac)] = {"top1": float(r["top1"]), "top5": float(r["top5"]), "n_labelled": int(len(ix)),
-                              "subset_sha256": indices_sha256(ix)}
-    return {"protocol": f"semi_supervised@{PROTOCOL_VERSIONS['semi_supervised']}", "round": cfg.federation.rounds,
-            "seed": seed, "results": results}
-
-
-def angle_rounds(cfg: RunConfig) -> list[int]:
-    """Rounds analysed by ``angle@v1``: ``eval.angle_rounds`` or, when empty, the final round."""
-    return sorted(set(cfg.eval.angle_rounds)) if cfg.eval.angle_rounds else [cfg.federation.rounds]
-
-
-class AngleTracker:
-    """Gathers ``angle@v1`` for the chosen rounds while the federated loop runs.
-
-    ``on_client_trained`` is the trainer's per-client hook: the first call of a chosen round takes the
-    test features of the round's starting global model, each call the angles of that client's model to
-    them. ``finish_round`` adds the aggregated global model's class structure. Feature passes run in
-    eval mode and draw no random numbers, so training is the same with or without the analysis.
-    ``results`` (round -> record) travels in the checkpoint, so a resumed run keeps finished rounds.
-    """
-
-    def __init__(self, cfg: RunConfig, data: PreparedData, class_counts: np.ndarray, device: torch.device,
-                 results: dict[str, Any] | None = None) -> None:
-        self.rounds = set(angle_rounds(cfg))
-        self.bins = cfg.eval.angle_bins
-        self.batch_size = cfg.eval.feature_batch_size
-        self.ds = data.dataset
-        self.test_x = torch.from_numpy(self.ds.test_x)
-        self.class_counts = class_counts
-        self.device = device
-        self.results: dict[str, Any] = dict(results or {})
-        self.hook_seconds = 0.0  # time spent in on_client_trained since the last finish_round
-        self._round: int | None = None
-        self._global: torch.Tensor | None = None
-        self._angles: dict[int, torch.Tensor] = {}
-
-    def _features(self, model: Method) -> torch.Tensor:
-        return extract_features(model.encoder, self.test_x, self.ds.mean, self.ds.std, self.batch_size, self.device)
-
-    def on_client_trained(self, r: int, k: int, local_model: Method, global_model: Method) -> None:
-        if r not in self.rounds:
-            return
-        t = time.perf_counter()
-        if self._round != r:
-            self._round, self._angles = r, {}
-            self._global = self._features(global_model)
-        assert self._global is not None
-        self._angles[k] = angles_deg(self._features(local_model), self._global).cpu()
-        self.hook_seconds += time.perf_counter() - t
-
-    def finish_round(self, r: int, global_model: Method) -> dict[str, Any] | None:
-        """The round's record (also kept in ``results``), or None when ``r`` is not analysed."""
-        if r not in self.rounds:
-            return None
-        if self._round != r:  # no client trained a step this round (all too small): empty drift
-            self._angles = {}
-        rec = angle_round(self._features(global_model), self.ds.test_y, self._angles, self.class_counts, self.bins)
-        self.results[str(r)] = rec
-        self._round, self._global, self._angles = None, None, {}
-        return rec
-
-    def document(self) -> dict[str, Any]:
-        """The content of ``angle.json``."""
-        rounds = dict(sorted(self.results.items(), key=lambda kv: int(kv[0])))
-        return {"protocol": f"angle@{PROTOCOL_VERSIONS['angle']}", "rounds": rounds}
-
-
 def summarise(records: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
-    """Last / Best / init per metric. Best is the max over evaluated training rounds (test-set-selected,
-    as in the reference); init is the random-init encoder (round 0)."""
+    """``eval.json["metrics"]``: each protocol's summary of the per-round records (Last / Best / init)."""
     summary: dict[str, Any] = {}
-    metrics = {"linear_probe_top1": "linear_probe", "linear_probe_top5": "linear_probe", "knn_top1": "knn"}
-    for key, proto in metrics.items():
-        if proto not in cfg.eval.protocols:
-            continue
-        trained = [(r["round"], r[key]) for r in records if r["round"] > 0 and key in r]
-        init = [r[key] for r in records if r["round"] == 0 and key in r]
-        entry: dict[str, Any] = {"protocol": f"{proto}@{PROTOCOL_VERSIONS[proto]}"}
-        if init:
-            entry["init"] = init[0]
-        if trained:
-            best_round, best = max(trained, key=lambda t: t[1])
-            entry.update(last=trained[-1][1], last_round=trained[-1][0], best=best, best_round=best_round)
-        summary[key] = entry
+    for p in run_protocols(cfg):
+        summary.update(p.summary(records))
     return summary
 
 
@@ -386,7 +264,7 @@ def execute_run(
 
 
 def _resume_state(rd: RunDir, label: str, progress: Progress) -> dict[str, Any] | None:
-    return rd.load_checkpoint(warn=lambda msg: _warn(rd, label, progress, msg))
+    return load_checkpoint(rd, warn=lambda msg: _warn(rd, label, progress, msg))
 
 
 def _execute(
@@ -412,7 +290,7 @@ def _execute(
         "augment": augment_name(cfg),
         "dataset": portable_paths(ds.provenance, resolve_root(cfg.data.root)),
         "partition_sha256": partition.sha256,
-        "subset_sha256": None if data.subset_indices is None else _hash_indices(data.subset_indices),
+        "subset_sha256": None if data.subset_indices is None else indices_sha256(data.subset_indices),
         "cpu_threads": n_threads,  # not in the run id; enforced on resume (see run_threads)
     }
     ck = _resume_state(rd, cfg.label, progress)  # before spec.json is rewritten: it holds the recorded threads
@@ -425,17 +303,15 @@ def _execute(
                                transform=lambda x: normalize(x, ds.mean, ds.std))
     records: list[dict[str, Any]] = []
     elapsed_before = 0.0
-    angle_done: dict[str, Any] = {}
     if ck is not None:
         trainer.load_state_dict(ck["trainer"])
         records = ck["records"]
         elapsed_before = ck.get("elapsed", 0.0)
-        angle_done = ck.get("angle", {})
-    tracker: AngleTracker | None = None
-    if "angle" in cfg.eval.protocols:
-        tracker = AngleTracker(cfg, data, partition.class_counts(data.train_y), device, angle_done)
-        hook = tracker.on_client_trained
-        trainer.on_client_trained = lambda r, k, local: hook(r, k, local, trainer.global_model)
+    protocols = run_protocols(cfg)
+    run = RunContext(cfg, data, device, trainer, rd, augment=augment_name(cfg), partition=partition,
+                     init_model=lambda: build_method(cfg, ds.channels))
+    for p in protocols:  # a protocol's per-run state travels in the checkpoint under its name
+        p.start(run, None if ck is None else ck.get(p.name))
     rounds = cfg.federation.rounds
     rd.set_status("running", round=trainer.round, start_round=trainer.round, rounds=rounds, device=str(device),
                   started=time.time(), error=None, cpu_threads=n_threads)
@@ -460,16 +336,8 @@ def _execute(
         r = res.round
         rec: dict[str, Any] = {"round": r, "losses": res.losses, "steps": res.steps, "clients": res.clients,
                                "train_seconds": res.train_seconds, **res.extra}
-        if tracker is not None:
-            ta = time.perf_counter()
-            arec = tracker.finish_round(r, trainer.global_model)
-            if arec is not None:
-                rec["train_seconds"] = res.train_seconds - tracker.hook_seconds  # drift passes ran inside the round
-                rec["angle_drift_mean"] = arec["drift"]["pooled"]["mean"]
-                rec["angle_gap"] = arec["class_structure"]["gap"]
-                rec["angle_seconds"] = tracker.hook_seconds + time.perf_counter() - ta
-                atomic_write_json(rd.file(ANGLE_FILE), tracker.document())
-            tracker.hook_seconds = 0.0
+        for p in protocols:
+            p.after_round(run, r, rec)
         if r % cfg.eval.interval == 0 or r == rounds:
             te = time.perf_counter()
             rec.update(evaluate(trainer.global_model, data, cfg, device, r))
@@ -478,8 +346,9 @@ def _execute(
         records.append(rec)
         rd.write_metrics(records)
         log_record(cfg, rd.path, rec)  # TensorBoard, when asked for (fedx_bench.tracking)
-        rd.save_checkpoint({"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
-                            "elapsed": rec["wall_seconds"], "angle": tracker.results if tracker is not None else {}})
+        states = {p.name: st for p in protocols if (st := p.checkpoint_state(run)) is not None}
+        save_checkpoint(rd, {"run_id": cfg.run_id, "trainer": trainer.state_dict(), "records": records,
+                             "elapsed": rec["wall_seconds"], **states})
         done_now = r - start_round
         eta = (time.perf_counter() - t0 - elapsed_before) / max(done_now, 1) * (rounds - r)
         last = {k: v for k, v in rec.items() if k in ("linear_probe_top1", "knn_top1")}
@@ -495,17 +364,15 @@ def _execute(
             return RunOutcome(cfg.run_id, cfg.label, "stopped", {}, time.perf_counter() - t_start)
     summary = summarise(records, cfg)
     extra: dict[str, Any] = {}
-    if tracker is not None:
-        atomic_write_json(rd.file(ANGLE_FILE), tracker.document())  # also when resumed after the last round
-    if "semi_supervised" in cfg.eval.protocols:
-        rd.set_status("running", progress={"phase": "semi_supervised"})
+    for p in protocols:  # a final protocol's entry of eval.json carries its wall time; status shows its phase
+        if p.schedule == FINAL:
+            rd.set_status("running", progress={"phase": p.name})
         ts = time.perf_counter()
-        extra["semi_supervised"] = semi_supervised_eval(trainer.global_model, data, cfg, device)
-        if cfg.eval.at_init:  # the floor: the same fine-tune from the random-init encoder (rebuilt from the seed)
-            init_model = build_method(cfg, ds.channels).to(device)
-            extra["semi_supervised"]["init"] = semi_supervised_eval(init_model, data, cfg, device)["results"]
-        extra["semi_supervised"]["wall_seconds"] = time.perf_counter() - ts
-        rd.set_status("running", progress=None)
+        entry = p.finish(run)
+        if entry is not None:
+            extra[p.name] = {**entry, "wall_seconds": time.perf_counter() - ts}
+        if p.schedule == FINAL:
+            rd.set_status("running", progress=None)
     wall = time.perf_counter() - t0
     peak = {"peak_rss_mb": _peak_rss_mb()}
     if device.type == "cuda":
@@ -519,8 +386,3 @@ def _execute(
                      if lp else "")
     return RunOutcome(cfg.run_id, cfg.label, "done", summary, time.perf_counter() - t_start)
 
-
-def _hash_indices(ix: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.asarray(ix, dtype=np.int64).tobytes()).hexdigest()

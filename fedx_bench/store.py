@@ -5,6 +5,10 @@ Files per run: ``spec.json`` (resolved config, hash, protocol versions), ``env.j
 summary), ``status.json`` (pending/running/done/failed, with traceback on failure) and
 ``checkpoint.pt`` while a run is unfinished. Every write is atomic (temp file + rename), so a crash
 never leaves a half-written file behind.
+
+Torch-free file handling only (the scheduler's supervisors, ``status`` and ``reports`` import it without loading
+torch): checkpoints are written and loaded by ``fedx_bench.checkpoint``, ``env.json`` is recorded by
+``fedx_bench.environment`` — the code that runs models.
 """
 
 from __future__ import annotations
@@ -12,19 +16,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import platform
-import socket
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from .provenance import code_record
-
-if TYPE_CHECKING:  # torch is imported lazily: the scheduler's supervisors and ``status`` stay light
-    import torch
+from typing import Any, BinaryIO
 
 STORE_VERSION = "v1"
 TMP_SUFFIX = ".tmp"
@@ -68,16 +64,17 @@ def _mkstemp(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: readers see old or new, never half. A failed
-    write (disk full, read-only) leaves the old file untouched and raises an ``OSError`` naming ``path``."""
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write via a temp file in the same folder and ``os.replace``: readers see old or new, never half. ``write``
+    fills the open binary file (bytes, JSON, or a checkpoint from the code that runs models). A failed write (disk
+    full, read-only) leaves the old file untouched and raises an ``OSError`` naming ``path``."""
     try:
         fd, tmp = _mkstemp(path)
     except OSError as e:
         raise _named(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -87,31 +84,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``data`` written atomically (see ``atomic_write_with``)."""
+    atomic_write_with(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    import torch
-
-    try:
-        fd, tmp = _mkstemp(path)
-    except OSError as e:
-        raise _named(e, path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise _named(e, path) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def is_store_write_error(e: BaseException) -> bool:
@@ -131,92 +112,9 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The current git commit of the fedx-bench checkout (None when not in a git tree)."""
-    here = cwd or Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
-        )
-        commit = out.stdout.strip() or None
-        if commit:
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=here, capture_output=True, text=True, timeout=5, check=False,
-            ).stdout.strip()
-            return commit + ("-dirty" if dirty else "")
-        return None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment_record(device: torch.device, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Package versions, git commit, device and host: stored as ``env.json`` with every run."""
-    import numpy
-    import torch
-    import torchvision
-
-    from . import __version__
-
-    dev: dict[str, Any] = {"type": device.type, "name": "cpu", "torch_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        dev["name"] = torch.cuda.get_device_name(device)
-        dev["cuda"] = torch.version.cuda
-        dev["cudnn_benchmark"] = torch.backends.cudnn.benchmark
-        dev["cudnn_deterministic"] = torch.backends.cudnn.deterministic
-    else:
-        dev["name"] = platform.processor() or platform.machine()
-        dev["cpu_count"] = os.cpu_count()
-    rec = {
-        "fedx_bench": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "git_commit": git_commit(),
-        "code": code_record(),
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "device": dev,
-        "store_version": STORE_VERSION,
-        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if extra:
-        rec.update(extra)
-    return rec
-
-
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_PREV = "checkpoint.prev.pt"  # the one before: the fallback when the latest is damaged
 RESULT_FILES = ("spec.json", "eval.json", "metrics.jsonl", "status.json")
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used (corrupt, truncated, not ours, or holding more than tensors and plain data)."""
-
-
-def load_checkpoint_file(path: Path, run_id: str) -> dict[str, Any]:
-    """One checkpoint, loaded with ``weights_only=True``: tensors, numbers, strings and plain containers only, so a
-    results directory from anywhere can never run code when a run resumes. Raises ``CheckpointError``."""
-    import pickle
-
-    import torch
-
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only refused an object: never executed
-        import re
-
-        what = re.search(r"GLOBAL \S+", str(e))
-        raise CheckpointError(f"{path}: holds objects other than tensors and plain data"
-                              f"{f' ({what.group(0)})' if what else ''}; refused without loading them") from None
-    except Exception as e:  # noqa: BLE001 - truncated, empty, random bytes: any reader error
-        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
-    if not isinstance(ck, dict) or not {"run_id", "trainer", "records"} <= set(ck):
-        raise CheckpointError(f"{path}: not a fedx-bench checkpoint")
-    if ck.get("run_id") != run_id:
-        raise CheckpointError(f"{path}: belongs to run {ck.get('run_id')!r}, not {run_id}")
-    return ck
 
 
 class RunDir:
@@ -262,35 +160,6 @@ class RunDir:
         if not p.exists():
             return []
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-    # ------------------------------------------------------------------ checkpoints (keep the last two)
-    def save_checkpoint(self, obj: dict[str, Any]) -> None:
-        """Keep the last two checkpoints: the current latest becomes ``checkpoint.prev.pt`` (a rename, atomic), then
-        the new one is written atomically. At every instant at least one intact checkpoint is on disk."""
-        latest, prev = self.file(CHECKPOINT), self.file(CHECKPOINT_PREV)
-        if latest.exists():
-            os.replace(latest, prev)
-        atomic_torch_save(latest, obj)
-
-    def load_checkpoint(self, warn: Any = None) -> dict[str, Any] | None:
-        """The newest usable checkpoint (latest, else the previous one), or None (fresh start). Each unusable file
-        is reported through ``warn(message)`` naming it, and set aside as ``<name>.bad`` so it is never tried again
-        (nor mistaken for a good one)."""
-        for name in (CHECKPOINT, CHECKPOINT_PREV):
-            path = self.file(name)
-            if not path.exists():
-                continue
-            try:
-                return load_checkpoint_file(path, self.run_id)
-            except CheckpointError as e:
-                fallback = "the previous checkpoint" if name == CHECKPOINT else "a fresh start"
-                if warn is not None:
-                    warn(f"{e}; falling back to {fallback}")
-                try:
-                    os.replace(path, path.with_name(name + ".bad"))
-                except OSError:
-                    pass
-        return None
 
     def drop_checkpoints(self) -> None:
         for name in (CHECKPOINT, CHECKPOINT_PREV):
@@ -449,3 +318,16 @@ def load_results(*roots: str | Path) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+_MOVED = {"atomic_torch_save": "checkpoint", "load_checkpoint_file": "checkpoint", "CheckpointError": "checkpoint",
+          "environment_record": "environment", "git_commit": "provenance"}
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved to the code that runs models, still importable from here (loaded only when asked for)."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f"fedx_bench.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ import copy
 import difflib
 import itertools
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,54 @@ from .errors import ConfigError
 
 SUITE_KEYS = {"name", "description", "base", "grid", "cases", "reduced_from"}
 LABEL_KEYS = ("method", "fedx.enabled", "fedx.variant", "data.name", "seed", "method_args")  # in the plain label
+
+
+@dataclass
+class SuiteDesign:
+    """A suite's design as it was expanded: ``base`` and ``cases`` (shorthands resolved, ``--set`` overrides applied)
+    and ``grid`` (a ``--set`` key no longer swept, ``--sweep`` axes added). Expanding it again gives the same runs;
+    the suite record stores it so that reports read the design instead of inferring it from the runs."""
+
+    base: dict[str, Any] = field(default_factory=dict)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": copy.deepcopy(self.base), "cases": copy.deepcopy(self.cases), "grid": copy.deepcopy(self.grid)}
+
+
+@dataclass
+class Suite(SuiteConfig):
+    """An expanded suite together with its ``design`` (what ``expand_suite`` returns)."""
+
+    design: SuiteDesign = field(default_factory=SuiteDesign)
+
+
+def _override_where_set(case: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``case`` with ``patch``'s values wherever the case itself sets that key (an override wins over a case too)."""
+    out = copy.deepcopy(case)
+    for k, v in patch.items():
+        if k not in out:
+            continue
+        both = isinstance(v, dict) and isinstance(out[k], dict)
+        out[k] = _override_where_set(out[k], v) if both else copy.deepcopy(v)
+    return out
+
+
+def suite_record(suite: SuiteConfig, updated: str) -> dict[str, Any]:
+    """``results/suites/<name>.json``: the suite's runs (ids, labels, setting ids) and, for a suite expanded here,
+    its design (``base``, ``cases``, ``grid``)."""
+    from .setting import setting_id
+
+    rec: dict[str, Any] = {
+        "name": suite.name, "source": suite.source, "description": suite.description,
+        "reduced_from": suite.reduced_from, "run_ids": [r.run_id for r in suite.runs],
+        "labels": {r.run_id: r.label for r in suite.runs}, "updated": updated,
+    }
+    if isinstance(suite, Suite):
+        rec.update(suite.design.to_dict())
+        rec["setting_ids"] = {r.run_id: setting_id(r.to_dict()) for r in suite.runs}
+    return rec
 
 
 def split_sweep(text: str) -> list[str] | None:
@@ -107,8 +156,9 @@ def label_runs(runs: list[RunConfig], max_keys: int = 4) -> None:
 
 
 def expand_suite(doc: dict[str, Any], source: str | None = None, overrides: dict[str, Any] | None = None,
-                 sweeps: dict[str, list[Any]] | None = None, max_runs: int | None = MAX_RUNS) -> SuiteConfig:
-    """Expand ``base`` × ``cases`` × ``grid`` into validated RunConfigs (duplicates removed, order kept).
+                 sweeps: dict[str, list[Any]] | None = None, max_runs: int | None = MAX_RUNS) -> Suite:
+    """Expand ``base`` × ``cases`` × ``grid`` into validated RunConfigs (duplicates removed, order kept), kept with
+    the design they came from (``Suite.design``).
 
     ``grid`` maps dotted keys (``method``, ``fedx``, ``seed``, ``federation.beta``, ``dataset`` ...) to
     lists of values; ``cases`` is a list of partial configs (e.g. one per dataset with its own settings).
@@ -152,6 +202,13 @@ def expand_suite(doc: dict[str, Any], source: str | None = None, overrides: dict
         raise ConfigError(f"{src}: expands to {n:,} runs (cases x grid), more than the limit of {max_runs:,}; "
                           f"pass --max-runs {n} to confirm")
     keys = list(grid)
+    design = SuiteDesign(base, [_normalise_shorthands(c) for c in cases], copy.deepcopy(grid))
+    for k, v in overrides.items():
+        patch: dict[str, Any] = {}
+        _set_dotted(patch, k, v)
+        patch = _normalise_shorthands(patch)
+        design.base = _deep_merge(design.base, patch)
+        design.cases = [_override_where_set(c, patch) for c in design.cases]
     runs: list[RunConfig] = []
     seen: set[str] = set()
     for ci, case in enumerate(cases):
@@ -159,9 +216,9 @@ def expand_suite(doc: dict[str, Any], source: str | None = None, overrides: dict
         for combo in itertools.product(*(grid[k] for k in keys)):
             d = copy.deepcopy(case_d)
             for k, v in [*zip(keys, combo), *overrides.items()]:
-                patch: dict[str, Any] = {}
-                _set_dotted(patch, k, v)
-                d = _deep_merge(d, _normalise_shorthands(patch))
+                step: dict[str, Any] = {}
+                _set_dotted(step, k, v)
+                d = _deep_merge(d, _normalise_shorthands(step))
             where = f"cases[{ci}]" if len(cases) > 1 else ""
             try:
                 cfg = run_config_from_dict(d, where)
@@ -171,12 +228,13 @@ def expand_suite(doc: dict[str, Any], source: str | None = None, overrides: dict
                 seen.add(cfg.run_id)
                 runs.append(cfg)
     label_runs(runs)
-    return SuiteConfig(
+    return Suite(
         name=str(name),
         runs=runs,
         description=str(doc.get("description", "")),
         source=source,
         reduced_from=doc.get("reduced_from"),
+        design=design,
     )
 
 
@@ -207,7 +265,7 @@ def read_suite_doc(path: str | Path) -> dict[str, Any]:
 
 
 def load_suite(path: str | Path, overrides: dict[str, Any] | None = None, sweeps: dict[str, list[Any]] | None = None,
-               max_runs: int | None = MAX_RUNS) -> SuiteConfig:
+               max_runs: int | None = MAX_RUNS) -> Suite:
     """Read a suite YAML file. ``overrides`` (dotted keys, CLI ``--set``) win over base, cases and grid;
     ``sweeps`` (CLI ``--sweep``) add or replace grid axes; both are validated key by key first."""
     doc = read_suite_doc(path)

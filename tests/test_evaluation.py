@@ -12,8 +12,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedx_bench.errors import ConfigError
 from fedx_bench.evaluation import (
-    PROTOCOL_VERSIONS,
+    FINAL,
+    PER_ROUND,
+    Protocol,
     extract_features,
+    get_protocol,
     knn_accuracy,
     linear_probe,
     linear_probe_plain,
@@ -234,11 +237,19 @@ def test_extract_features_grayscale_and_errors() -> None:
 
 
 def test_protocols_registered_with_versions() -> None:
-    assert EVALUATIONS.get("linear_probe") is linear_probe
-    assert EVALUATIONS.get("knn") is knn_accuracy
-    for name, version in PROTOCOL_VERSIONS.items():
+    """Each protocol is a registry entry that carries its own version, schedule and computation; the registry's
+    metadata is derived from it (the versions results record must never change silently)."""
+    assert EVALUATIONS.get("linear_probe").compute is linear_probe
+    assert EVALUATIONS.get("knn").compute is knn_accuracy
+    want = {"linear_probe": ("fedx-v1", PER_ROUND), "knn": ("v1", PER_ROUND), "semi_supervised": ("v1", FINAL),
+            "angle": ("v1", PER_ROUND)}
+    assert set(want) <= set(EVALUATIONS.names())
+    for name, (version, schedule) in want.items():
+        entry = get_protocol(name)
+        assert isinstance(entry, Protocol) and entry.name == name
+        assert (entry.version, entry.schedule) == (version, schedule)
         assert EVALUATIONS.meta(name)["version"] == version
-        assert EVALUATIONS.meta(name)["description"]
+        assert EVALUATIONS.meta(name)["description"] == entry.description != ""
     assert protocol_id("linear_probe") == "linear_probe@fedx-v1"
     assert protocol_id("knn") == "knn@v1"
     with pytest.raises(ConfigError):

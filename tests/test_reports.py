@@ -430,3 +430,16 @@ def test_report_without_pyarrow_fails_and_deletes_nothing(store: Path, tmp_path:
         export(collect(store), tmp_path / "x" / "runs")
     assert sorted(p.name for p in folder.iterdir()) == before
     assert not (tmp_path / "x").exists()
+
+
+def test_run_store_and_reports_import_no_torch():
+    """Reports read only the run store; the store is torch-free file handling (checkpoints and env.json live with
+    the code that runs models). Checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fedx_bench.store, fedx_bench.reports, fedx_bench.reports.design, fedx_bench.listing; "
+            "from fedx_bench.store import read_json, file_mode, RunStore, inspect_run; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

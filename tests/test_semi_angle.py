@@ -14,11 +14,11 @@ from fedx_bench.data import make_synthetic
 from fedx_bench.data.augment import build_augment
 from fedx_bench.errors import ConfigError
 from fedx_bench.evaluation import (
-    PROTOCOL_VERSIONS,
     angles_deg,
     balanced_subset,
     class_angle_structure,
     drift_summary,
+    protocol_id,
     semi_supervised_finetune,
 )
 from fedx_bench.evaluation.angle import frequent_classes
@@ -186,7 +186,7 @@ def test_defaults_and_versions():
     assert e.protocols == ["linear_probe", "knn"] and e.semi_fractions == [0.01, 0.1] and e.semi_epochs == 50
     assert (e.semi_lr_backbone, e.semi_lr_head, e.semi_weight_decay, e.semi_batch_size) == (0.01, 0.1, 5e-4, 64)
     assert e.angle_rounds == [] and e.angle_bins == 90 and e.semi_seed is None
-    assert PROTOCOL_VERSIONS["semi_supervised"] == "v1" and PROTOCOL_VERSIONS["angle"] == "v1"
+    assert protocol_id("semi_supervised") == "semi_supervised@v1" and protocol_id("angle") == "angle@v1"
 
 
 # ------------------------------------------------------------------------------------------- end to end

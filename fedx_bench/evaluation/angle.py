@@ -22,12 +22,17 @@ time, so memory stays at ``chunk x N`` even for the 26k-image SVHN test split.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..store import atomic_write_json
+from .features import extract_features
+from .protocol import Protocol, RunContext, register_protocol
 
 _RAD2DEG = 180.0 / math.pi
 
@@ -182,3 +187,114 @@ def angle_round(
         "drift": drift_summary(client_angles, labels, client_class_counts, bins),
         "class_structure": class_angle_structure(global_feats, labels),
     }
+
+
+ANGLE_FILE = "angle.json"
+
+
+def angle_rounds(cfg: Any) -> list[int]:
+    """Rounds analysed by ``angle@v1``: ``eval.angle_rounds`` or, when empty, the final round."""
+    return sorted(set(cfg.eval.angle_rounds)) if cfg.eval.angle_rounds else [cfg.federation.rounds]
+
+
+class AngleTracker:
+    """Gathers ``angle@v1`` for the chosen rounds while the federated loop runs.
+
+    ``on_client_trained`` is the trainer's per-client hook: the first call of a chosen round takes the
+    test features of the round's starting global model, each call the angles of that client's model to
+    them. ``finish_round`` adds the aggregated global model's class structure. Feature passes run in
+    eval mode and draw no random numbers, so training is the same with or without the analysis.
+    ``results`` (round -> record) travels in the checkpoint, so a resumed run keeps finished rounds.
+    """
+
+    def __init__(self, cfg: Any, data: Any, class_counts: np.ndarray, device: torch.device,
+                 results: dict[str, Any] | None = None) -> None:
+        self.rounds = set(angle_rounds(cfg))
+        self.bins = cfg.eval.angle_bins
+        self.batch_size = cfg.eval.feature_batch_size
+        self.ds = data.dataset
+        self.test_x = torch.from_numpy(self.ds.test_x)
+        self.class_counts = class_counts
+        self.device = device
+        self.results: dict[str, Any] = dict(results or {})
+        self.hook_seconds = 0.0  # time spent in on_client_trained since the last finish_round
+        self._round: int | None = None
+        self._global: torch.Tensor | None = None
+        self._angles: dict[int, torch.Tensor] = {}
+
+    def _features(self, model: Any) -> torch.Tensor:
+        return extract_features(model.encoder, self.test_x, self.ds.mean, self.ds.std, self.batch_size, self.device)
+
+    def on_client_trained(self, r: int, k: int, local_model: Any, global_model: Any) -> None:
+        if r not in self.rounds:
+            return
+        t = time.perf_counter()
+        if self._round != r:
+            self._round, self._angles = r, {}
+            self._global = self._features(global_model)
+        assert self._global is not None
+        self._angles[k] = angles_deg(self._features(local_model), self._global).cpu()
+        self.hook_seconds += time.perf_counter() - t
+
+    def finish_round(self, r: int, global_model: Any) -> dict[str, Any] | None:
+        """The round's record (also kept in ``results``), or None when ``r`` is not analysed."""
+        if r not in self.rounds:
+            return None
+        if self._round != r:  # no client trained a step this round (all too small): empty drift
+            self._angles = {}
+        rec = angle_round(self._features(global_model), self.ds.test_y, self._angles, self.class_counts, self.bins)
+        self.results[str(r)] = rec
+        self._round, self._global, self._angles = None, None, {}
+        return rec
+
+    def document(self) -> dict[str, Any]:
+        """The content of ``angle.json``."""
+        rounds = dict(sorted(self.results.items(), key=lambda kv: int(kv[0])))
+        return {"protocol": ANGLE.id, "rounds": rounds}
+
+
+class Angle(Protocol):
+    """``angle@v1`` during training: the trainer's per-client hook measures drift at the chosen rounds, each
+    analysed round adds ``angle_drift_mean``/``angle_gap`` to its record (its feature passes are taken out of
+    ``train_seconds`` into ``angle_seconds``) and rewrites ``angle.json``."""
+
+    name = "angle"
+    version = "v1"
+    metrics = ("drift_mean", "intra", "inter", "gap")
+    description = (
+        "Benchmark-defined (not from the paper): angles on L2-normalised test-split backbone features; "
+        "local-global drift per client (frequent/rare classes) and the global model's intra/inter-class angles."
+    )
+    compute = staticmethod(angle_round)
+
+    def _tracker(self, run: RunContext) -> AngleTracker:
+        return run.state[self.name]
+
+    def start(self, run: RunContext, resumed: Any) -> None:
+        counts = run.partition.class_counts(run.data.train_y)
+        tracker = AngleTracker(run.cfg, run.data, counts, run.device, resumed or {})
+        run.state[self.name] = tracker
+        trainer = run.trainer
+        trainer.on_client_trained = lambda r, k, local: tracker.on_client_trained(r, k, local, trainer.global_model)
+
+    def after_round(self, run: RunContext, rnd: int, rec: dict[str, Any]) -> None:
+        tracker = self._tracker(run)
+        ta = time.perf_counter()
+        arec = tracker.finish_round(rnd, run.trainer.global_model)
+        if arec is not None:
+            rec["train_seconds"] = rec["train_seconds"] - tracker.hook_seconds  # drift passes ran inside the round
+            rec["angle_drift_mean"] = arec["drift"]["pooled"]["mean"]
+            rec["angle_gap"] = arec["class_structure"]["gap"]
+            rec["angle_seconds"] = tracker.hook_seconds + time.perf_counter() - ta
+            atomic_write_json(run.rd.file(ANGLE_FILE), tracker.document())
+        tracker.hook_seconds = 0.0
+
+    def checkpoint_state(self, run: RunContext) -> Any:
+        return self._tracker(run).results
+
+    def finish(self, run: RunContext) -> dict[str, Any] | None:
+        atomic_write_json(run.rd.file(ANGLE_FILE), self._tracker(run).document())  # also when resumed after the end
+        return None
+
+
+ANGLE = register_protocol(Angle())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .protocol import EvalContext, RoundMetricProtocol, register_protocol
+
 
 @torch.no_grad()
 def knn_accuracy(
@@ -69,3 +71,23 @@ def knn_accuracy(
         votes.scatter_add_(1, ytr[top_idx], weights)
         correct += int((votes.argmax(dim=1) == yte[start : start + chunk_size]).sum())
     return {"top1": 100.0 * correct / n_test}
+
+
+class Knn(RoundMetricProtocol):
+    """``knn@v1`` on the global encoder at every evaluated round (shares the linear probe's feature pass)."""
+
+    name = "knn"
+    version = "v1"
+    metrics = ("top1",)
+    description = "Weighted kNN monitor on L2-normalised features, k=200, temperature 0.1 (beyond the paper)."
+    compute = staticmethod(knn_accuracy)
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        e = ctx.cfg.eval
+        tr, ytr, te, yte = ctx.features()
+        r = knn_accuracy(tr, ytr, te, yte, k=e.knn_k, temperature=e.knn_temperature,
+                         num_classes=ctx.data.dataset.num_classes)
+        return {"knn_top1": float(r["top1"])}
+
+
+register_protocol(Knn())

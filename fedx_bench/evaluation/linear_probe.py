@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .protocol import EvalContext, RoundMetricProtocol, register_protocol
+
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam defaults, used by the reference
 ENGINES = ("analytic", "autograd")
 
@@ -268,3 +270,28 @@ def linear_probe_plain(
         for xb, _ in test_loader:
             logits.append(layer(xb))
     return _topk(torch.cat(logits), yte)
+
+
+class LinearProbe(RoundMetricProtocol):
+    """``linear_probe@fedx-v1`` on the global encoder at every evaluated round, trained on the whole (limited)
+    training split; the probe's seed is derived from the run seed and the round."""
+
+    name = "linear_probe"
+    version = "fedx-v1"
+    metrics = ("top1", "top5")
+    description = ("Reference linear probe (spec §4.1): fresh Linear(d, classes) on frozen backbone features, "
+                   "Adam lr 1e-3 wd 1e-6, batch 64, 100 epochs, top-1/top-5 on the test split.")
+    compute = staticmethod(linear_probe)
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        from ..federated import derive_seed  # lazy: the evaluation package loads without the federated loop
+
+        e = ctx.cfg.eval
+        tr, ytr, te, yte = ctx.features()
+        r = linear_probe(tr, ytr, te, yte, epochs=e.probe_epochs, lr=e.probe_lr, weight_decay=e.probe_weight_decay,
+                         batch_size=e.probe_batch_size, seed=derive_seed(ctx.cfg.seed, ctx.round, 7) % (2**31),
+                         num_classes=ctx.data.dataset.num_classes, device=ctx.device)
+        return {"linear_probe_top1": float(r["top1"]), "linear_probe_top5": float(r["top5"])}
+
+
+register_protocol(LinearProbe())

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torch import nn
 
 from .features import extract_features
 from .linear_probe import _seeded_linear, _topk
+from .protocol import FINAL, Protocol, RunContext, register_protocol
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -173,3 +175,61 @@ def semi_supervised_finetune(
     feats = extract_features(model, test_images, mean, std, feature_batch_size, device)
     with torch.no_grad():
         return _topk(head(feats), test_labels.to(device, torch.long))
+
+
+def semi_supervised_eval(model: nn.Module, data: Any, cfg: Any, device: torch.device, augment_name: str
+                         ) -> dict[str, Any]:
+    """``semi_supervised@v1`` of ``model`` (a method; its ``encoder`` is fine-tuned): one fine-tune per labelled
+    fraction.
+
+    The labelled subsets come from the whole (train_limit-capped) training split, like the linear
+    probe's, and use the recorded seed (``eval.semi_seed``, default the run seed) both for the subset and
+    for the fine-tune's shuffles/augmentations; with one seed the 1% subset is contained in the 10% one.
+    The augmentation is the run's training pipeline (``data.augment``, resolved per dataset: ``augment_name``).
+    """
+    from ..data.augment import build_augment
+
+    e = cfg.eval
+    ds = data.dataset
+    seed = cfg.seed if e.semi_seed is None else e.semi_seed
+    augment = build_augment(augment_name, ds.mean, ds.std, ds.train_x.shape[1])
+    test_x, test_y = torch.from_numpy(ds.test_x), torch.from_numpy(ds.test_y)
+    results: dict[str, Any] = {}
+    for frac in e.semi_fractions:
+        ix = balanced_subset(ds.train_y, frac, seed)
+        r = semi_supervised_finetune(
+            model.encoder, torch.from_numpy(ds.train_x[ix]), torch.from_numpy(ds.train_y[ix]), test_x, test_y,
+            augment=augment, mean=ds.mean, std=ds.std, num_classes=ds.num_classes, epochs=e.semi_epochs,
+            lr_backbone=e.semi_lr_backbone, lr_head=e.semi_lr_head, weight_decay=e.semi_weight_decay,
+            momentum=e.semi_momentum, batch_size=e.semi_batch_size, freeze_backbone=e.semi_freeze_backbone,
+            seed=seed, device=device, feature_batch_size=e.feature_batch_size,
+        )
+        results[str(frac)] = {"top1": float(r["top1"]), "top5": float(r["top5"]), "n_labelled": int(len(ix)),
+                              "subset_sha256": indices_sha256(ix)}
+    return {"protocol": SEMI_SUPERVISED.id, "round": cfg.federation.rounds, "seed": seed, "results": results}
+
+
+class SemiSupervised(Protocol):
+    """``semi_supervised@v1`` once on the final global encoder and, with ``eval.at_init``, on the random-init
+    encoder (the floor, rebuilt from the seed); stored in ``eval.json["semi_supervised"]``."""
+
+    name = "semi_supervised"
+    version = "v1"
+    schedule = FINAL
+    metrics = ("top1", "top5")
+    description = (
+        "Benchmark-defined (not from the paper): class-balanced 1%/10% labelled subset (seed recorded); final "
+        "global encoder + Linear(d, classes) fine-tuned with SGD nesterov, lr 0.01/0.1, wd 5e-4, batch 64, "
+        "50 epochs cosine, training augmentation; final-epoch top-1/top-5 on the test split."
+    )
+    compute = staticmethod(semi_supervised_finetune)
+
+    def finish(self, run: RunContext) -> dict[str, Any] | None:
+        out = semi_supervised_eval(run.trainer.global_model, run.data, run.cfg, run.device, run.augment)
+        if run.cfg.eval.at_init and run.init_model is not None:
+            init = run.init_model().to(run.device)
+            out["init"] = semi_supervised_eval(init, run.data, run.cfg, run.device, run.augment)["results"]
+        return out
+
+
+SEMI_SUPERVISED = register_protocol(SemiSupervised())

@@ -5,8 +5,9 @@
 matches new runs with stored ones and flags what is not like-for-like.
 """
 
-from .build import Artefact, ReportResult, build_report, detect_sweeps, main_setting
+from .build import Artefact, ReportResult, build_report
 from .compare import CompareResult, compare
+from .design import SuiteDesign, detect_sweeps, main_setting
 from .results import (
                       KEY_SETTINGS,
                       PAPER,
@@ -26,6 +27,7 @@ __all__ = [
     "Artefact",
     "CompareResult",
     "ReportResult",
+    "SuiteDesign",
     "build_report",
     "collect",
     "compare",

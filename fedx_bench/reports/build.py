@@ -6,9 +6,7 @@ produced and why. Nothing is drawn from inputs that do not exist; missing cells 
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,10 @@ from .. import __version__
 from ..errors import UserError
 from ..paths import SUITES_DIR
 from . import budget, figures, tables
+from .design import SuiteDesign, detect_sweeps, main_setting, mode_of, suite_design
 from .results import (
     DATASET_DISPLAY,
     GROUP_SETTINGS,
-    PAPER,
     describe_settings,
     export,
     load_angle,
@@ -37,21 +35,6 @@ from .style import FEDX_COLOUR, METHOD_COLOURS, method_name
 from .table1 import render_table1
 
 MANIFEST = ".fedx-report.json"
-
-# Swept variables a sensitivity figure can show: (column, axis label, file tag, value formatter).
-SWEEPS: list[tuple[str, str, str, Callable[[Any], str]]] = [
-    ("clients", "Clients", "clients", lambda x: f"{float(x):g}"),
-    ("local_epochs", "Local epochs", "local-epochs", lambda x: f"{float(x):g}"),
-    ("fraction", "Training data used (%)", "data", lambda x: f"{float(x) * 100:g}%"),
-    ("beta_or_inf", "Dirichlet β (label skew)", "beta",
-     lambda x: "IID" if (x is None or math.isinf(float(x))) else f"{float(x):g}"),
-    ("rounds", "Rounds", "rounds", lambda x: f"{float(x):g}"),
-]
-SWEEP_COLS = [s[0] for s in SWEEPS]
-# Settings held fixed within one sweep (the swept columns replace clients/epochs/fraction/beta/partition/rounds).
-FIXED_COLS = ["dataset"] + [k for k in GROUP_SETTINGS if k not in
-                            ("clients", "local_epochs", "fraction", "beta", "partition", "rounds")]
-
 
 @dataclass
 class Artefact:
@@ -77,6 +60,7 @@ class ReportResult:
     absent: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    design: SuiteDesign | None = None  # from the suite record; None: selection inferred from the runs
 
     @property
     def files(self) -> list[Path]:
@@ -89,16 +73,17 @@ class ReportResult:
 # --------------------------------------------------------------------------- source resolution
 
 
-def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple[str, pd.DataFrame, list[str],
-                                                                                   list[str]]:
-    """→ (report name, runs frame, expected run ids (suite order; [] for a results dir), notes)."""
+def _resolve(source: str | Path, results_dirs: list[str | Path] | None
+             ) -> tuple[str, pd.DataFrame, list[str], list[str], SuiteDesign | None]:
+    """→ (report name, runs frame, expected run ids (suite order; [] for a results dir), notes, the suite's recorded
+    design (None: a results directory, or a record written before records held one))."""
     p = Path(source)
     notes: list[str] = []
     if p.is_dir():
         if not (p / "runs").is_dir():
             raise UserError(f"{p} is a directory but not a results directory (no runs/ inside)")
         df = results_frame(p)
-        return p.resolve().name, df, [], [f"Source: results directory `{display_path(p)}` (all {len(df)} runs)."]
+        return p.resolve().name, df, [], [f"Source: results directory `{display_path(p)}` (all {len(df)} runs)."], None
     yaml_path: Path | None = None
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
@@ -130,7 +115,12 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None) -> tuple
         df = df[df["run_id"].isin(ids)]
     notes.insert(0, f"Source: suite `{name}`" + (f" ({display_path(yaml_path)})" if yaml_path else "")
                  + f", results in {', '.join(f'`{display_path(r)}`' for r in roots)}.")
-    return name, df, ids, notes
+    design = suite_design(name, roots)
+    if design is not None:
+        varied = ", ".join(f"`{k}`" for k in design.setting_keys()) or "no setting"
+        notes.append(f"Design read from the suite record (base, cases, grid; its settings vary in {varied}): Table 1 "
+                     "and the curves use the base's setting, sensitivity sections the settings it varies.")
+    return name, df, ids, notes, design
 
 
 def display_path(p: str | Path) -> str:
@@ -153,104 +143,6 @@ def _dedupe(df: pd.DataFrame) -> pd.DataFrame:
         return df
     order = df["state"].map(lambda s: 0 if s == "done" else 1)
     return df.assign(_o=order).sort_values(["_o"], kind="stable").drop_duplicates("run_id").drop(columns="_o")
-
-
-# --------------------------------------------------------------------------- selection helpers
-
-
-def _paper_closeness(row: pd.Series) -> int:
-    s = PAPER["setting"]
-    return sum(row.get(k) == v for k, v in s.items())
-
-
-def _budget(row: pd.Series) -> float:
-    tl = row.get("train_limit")
-    n = math.inf if tl is None or (isinstance(tl, float) and math.isnan(tl)) else float(tl)
-    return float(row.get("rounds") or 0) * float(row.get("local_epochs") or 0) * min(n, 1e12)
-
-
-def main_setting(done: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per dataset, the one setting Table 1 and the learning curves use: the setting with the most runs (ties:
-    closest to the paper's setting, then the largest training budget). → (selected, excluded)."""
-    if done.empty:
-        return done, done
-    keep = []
-    for _, at in done.groupby("dataset", sort=False):
-        keys = at["setting_id"] if "setting_id" in at.columns else at.apply(settings_key, axis=1)
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for idx, k in zip(at.index, keys):
-            groups.setdefault(k, []).append(idx)
-        best = max(groups.values(), key=lambda ix: (len(ix), _paper_closeness(at.loc[ix[0]]), _budget(at.loc[ix[0]])))
-        keep += best
-    sel = done.loc[keep]
-    return sel, done.drop(index=keep)
-
-
-def _mode(s: pd.Series) -> Any:
-    vc = s.value_counts(dropna=False)
-    return vc.index[0] if len(vc) else None
-
-
-def _eq(series: pd.Series, value: Any) -> pd.Series:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return series.isna()
-    return series == value
-
-
-@dataclass
-class Sweep:
-    key: str
-    label: str
-    tag: str
-    fmt: Callable[[Any], str]
-    points: pd.DataFrame
-    series: str = ""  # e.g. "scaled" / "fixed-rounds" for local epochs
-    desc: str = ""  # e.g. "rounds scaled, R × E = 1000"
-
-
-def detect_sweeps(done: pd.DataFrame) -> list[Sweep]:
-    """Swept variables: within runs that agree on every fixed setting (dataset, backbone, ...), a sweep column
-    that takes ≥ 2 values while the other sweep columns sit at their most common value. Local epochs come as up
-    to two series: rounds scaled so R × E is constant, and rounds fixed."""
-    runs = done[done["variant"].isin(["none", "fedx"])]
-    out: list[Sweep] = []
-    if runs.empty:
-        return out
-    fixed = runs[FIXED_COLS].apply(lambda r: settings_key(r, FIXED_COLS), axis=1)
-    for _, g in runs.groupby(fixed, sort=False):
-        le_swept = False
-        for col, label, tag, fmt in SWEEPS:
-            if col == "rounds" and le_swept:
-                continue
-            others = [c for c in SWEEP_COLS if c != col and not (col == "local_epochs" and c == "rounds")]
-            mask = pd.Series(True, index=g.index)
-            for o in others:
-                mask &= _eq(g[o], _mode(g[o]))
-            sub = g[mask]
-            # only methods measured at >= 2 values of the swept setting take part in the sweep
-            n_x = sub.groupby("method")[col].transform("nunique")
-            sub = sub[n_x >= 2]
-            if sub.empty or sub[col].nunique(dropna=True) < 2:
-                continue
-            if col != "local_epochs":
-                out.append(Sweep(col, label, tag, fmt, sub.assign(x=sub[col])))
-                continue
-            le_swept = True
-            prod = sub["rounds"] * sub["local_epochs"]
-            scaled = sub[prod == _mode(prod)]
-            fixed_r = sub[sub["rounds"] == _mode(sub["rounds"])]
-            cand = [("scaled", scaled, f"rounds scaled, R × E = {int(_mode(prod))}"),
-                    ("fixed-rounds", fixed_r, f"rounds fixed, R = {int(_mode(sub['rounds']))}")]
-            seen: set[frozenset[str]] = set()
-            for name, part, desc in cand:
-                ids = frozenset(part["run_id"])
-                if part["local_epochs"].nunique() >= 2 and ids not in seen:
-                    seen.add(ids)
-                    out.append(Sweep(col, label, f"{tag}_{name}", fmt, part.assign(x=part[col]), name, desc))
-    if len({tuple(sorted(set(s.points["dataset"]))) for s in out}) > 1:  # several datasets: tag files by dataset
-        for s in out:
-            s.tag += "_" + "-".join(sorted(set(s.points["dataset"])))
-    return out
 
 
 # --------------------------------------------------------------------------- provenance
@@ -339,13 +231,13 @@ def build_report(source: str | Path, out_root: str | Path = "reports",
     """Build ``<out_root>/<name>/``: Table 1, learning curves, ablation, sensitivity, angle and semi-supervised
     artefacts (only those whose inputs exist) and ``index.md``. ``source``: a suite name or YAML path (its runs
     from ``<results_dir>/suites/<name>.json``, results_dirs default ["results"]) or a results directory."""
-    name, df, expected, notes = _resolve(source, results_dirs)
+    name, df, expected, notes, design = _resolve(source, results_dirs)
     df = _dedupe(df)
     require_parquet()  # before anything is cleaned: a missing package never deletes a committed export
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
     _clean_previous(out)
-    res = ReportResult(name=name, out_dir=out, index=out / "index.md", notes=notes, runs=df)
+    res = ReportResult(name=name, out_dir=out, index=out / "index.md", notes=notes, runs=df, design=design)
 
     states = df["state"].value_counts().to_dict() if len(df) else {}
     missing = [i for i in expected if len(df) == 0 or i not in set(df["run_id"])]
@@ -380,7 +272,7 @@ def _table1(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
     if pair.empty:
         res.absent["Table 1"] = "no finished run of a base method or its + FedX variant"
         return
-    main, excluded = main_setting(pair)
+    main, excluded = main_setting(pair, res.design)
     kw: dict[str, Any] = {"full": True, "variants": ["none", "fedx"]}
     md = render_table1(main, "md", **kw)
     files = _write_table(out, "table1", md, render_table1(main, "latex", **kw), render_table1(main, "csv", **kw))
@@ -425,7 +317,7 @@ def _fedx_effect(res: ReportResult, main: pd.DataFrame, out: Path) -> None:
 
 def _learning_curves(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: Path) -> None:
     pair = done[done["variant"].isin(["none", "fedx"])] if len(done) else done
-    main, _ = main_setting(pair)
+    main, _ = main_setting(pair, res.design)
     if main.empty:
         res.absent["Learning curves"] = "no finished run of a base method or its + FedX variant"
         return
@@ -462,7 +354,7 @@ def _ablation(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, out: 
         return
     keep = []
     for (m, d), a in abl.groupby(["method", "dataset"], sort=False):
-        key = _mode(a["setting_id"])  # one setting per block: a cell never pools settings
+        key = mode_of(a["setting_id"])  # one setting per block: a cell never pools settings
         same = done[(done["method"] == m) & (done["dataset"] == d)]
         keep += list(same.index[same["setting_id"] == key])
     runs = done.loc[keep]
@@ -509,7 +401,7 @@ def _budget_report(res: ReportResult, done: pd.DataFrame, curves: pd.DataFrame, 
 
 
 def _sensitivity(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
-    sweeps = detect_sweeps(done) if len(done) else []
+    sweeps = detect_sweeps(done, res.design) if len(done) else []
     if not sweeps:
         res.absent["Sensitivity"] = ("no swept setting: no finished ± FedX runs that differ only in clients, local "
                                      "epochs, data fraction, β/IID or rounds")
@@ -536,7 +428,7 @@ def _angle(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
     if "angle_round" not in done.columns or done["angle_round"].isna().all():
         res.absent["Angle analysis"] = "no run has angle.json (protocol angle@v1 not run for these runs)"
         return
-    runs, _ = main_setting(done[done["angle_round"].notna()])
+    runs, _ = main_setting(done[done["angle_round"].notna()], res.design)
     t = tables.angle_table(runs)
     md = t.render("md")
     files = _write_table(out, "angle", md, t.render("latex"), t.render("csv"))
@@ -569,7 +461,7 @@ def _semi(res: ReportResult, done: pd.DataFrame, out: Path) -> None:
         res.absent["Semi-supervised"] = "no run has semi_supervised results in eval.json (semi_supervised@v1 not run)"
         return
     fr = tables.semi_fractions(done)
-    runs, _ = main_setting(done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)])
+    runs, _ = main_setting(done[done[[f"semi_{f}_top1" for f in fr]].notna().any(axis=1)], res.design)
     if runs.empty:  # the columns exist because other runs in the same store have them
         res.absent["Semi-supervised"] = "no run of this report has semi_supervised results (semi_supervised@v1 not run)"
         return
