@@ -7,14 +7,16 @@ every file it reads is written atomically.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .procutil import pid_alive
+from .progress import fmt_secs
+from .store import read_json
 
 
 @dataclass
@@ -39,25 +41,13 @@ class StatusRow:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """A JSON object from the store, or ``{}``: missing, unreadable, not UTF-8, not JSON or not an object is shown
+    as unknown, never a traceback."""
     try:
-        out = json.loads(path.read_text())
-    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON: shown as unknown, never a traceback
+        out = read_json(path, {})
+    except (OSError, ValueError):
         return {}
     return out if isinstance(out, dict) else {}
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    try:  # Linux: a killed-but-unreaped process is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _age(updated: str | None, now: float) -> float | None:
@@ -73,7 +63,7 @@ def _row(run_id: str, label: str, st: dict[str, Any], spec: dict[str, Any], now:
     state = st.get("state", "pending")
     # A "running" run whose process is gone was killed (kill -9, power loss): say so instead of "running".
     if state == "running" and isinstance(st.get("pid"), int) and st.get("host") == socket.gethostname() \
-            and not _pid_alive(int(st["pid"])):
+            and not pid_alive(int(st["pid"])):
         state = "interrupted"
     lm = _d(st.get("last_metrics"))
     rounds = st.get("rounds") or _d(_d(spec.get("config")).get("federation")).get("rounds")
@@ -125,15 +115,6 @@ def status_rows(results_dir: str | Path, suite: str | None = None, now: float | 
     return rows
 
 
-def _secs(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(max(0, s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
 def human_age(s: float | None) -> str:
     """``12 s``, ``4 min``, ``3 h 5 min``, ``6 d 8 h``: the two largest units, for "updated ... ago"."""
     if s is None:
@@ -169,7 +150,7 @@ def render_status(rows: list[StatusRow]) -> str:
         state = r.state + (f" (x{r.attempts})" if r.attempts > 1 else "")
         ago = "-" if r.updated_seconds_ago is None else f"{human_age(r.updated_seconds_ago)} ago"
         line = [r.run_id, r.label, state, rnd, _num(r.probe, ".2f"), _num(r.knn, ".2f"), _num(r.loss, ".4g"),
-                r.device or "-", _secs(r.elapsed_seconds), _secs(r.eta_seconds), ago]
+                r.device or "-", fmt_secs(r.elapsed_seconds, "-"), fmt_secs(r.eta_seconds, "-"), ago]
         body.append([r.store or "-", *line] if stores else line)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *body]]

@@ -29,9 +29,8 @@ import yaml
 from fedx_bench import api, store
 from fedx_bench.cli import main
 from fedx_bench.config import expand_suite
-from fedx_bench.progress import Progress
+from fedx_bench.progress import ParallelProgress, Progress
 from fedx_bench.runner import execute_run
-from fedx_bench.scheduler import ParallelProgress
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {

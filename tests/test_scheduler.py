@@ -6,6 +6,7 @@ in-process reference run (different thread counts may change float reductions)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -154,6 +155,12 @@ def test_locked_run_is_waited_for_not_run_twice(tmp_path, reference, in_process)
 
 
 def test_kill9_mid_round_then_resume_is_exact(tmp_path, reference):
+    """``kill -9`` of ``fedx-bench run`` while a run is mid-way, then a re-run: identical to the uninterrupted run.
+
+    Nothing here depends on timing: the test waits (generous deadline) until a run has checkpointed a round, freezes
+    that run's process group (SIGSTOP) so it cannot finish and drop its checkpoint before the kill lands, then kills
+    the suite process with SIGKILL. The frozen run must still die with its suite (no orphan): SIGKILL reaches a
+    stopped process, from its supervisor or from the kernel when its parent dies."""
     suite = _write(tmp_path, TINY)
     res = tmp_path / "res"
     cmd = [sys.executable, "-m", "fedx_bench.cli", "run", str(suite), "--results", str(res), "--jobs", "2",
@@ -162,36 +169,55 @@ def test_kill9_mid_round_then_resume_is_exact(tmp_path, reference):
                                                       os.environ.get("PYTHONPATH", "")]))  # this checkout's code
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     killed_at: dict[str, list[dict]] = {}
+    frozen: list[int] = []
     try:
-        deadline = time.monotonic() + 60
-        while not killed_at and time.monotonic() < deadline:
-            assert proc.poll() is None, "suite finished before it could be killed"
-            for run_id in reference:
-                st = _status(res, run_id)
-                if (res / "runs" / run_id / "checkpoint.pt").exists() and (st.get("round") or 0) >= 1:
-                    rnd = st["round"]
+        try:
+            deadline = time.monotonic() + 600  # a loaded machine may take minutes to start the suite's processes
+            while not killed_at and time.monotonic() < deadline:
+                assert proc.poll() is None, "suite finished before it could be killed"
+                for run_id in reference:
+                    st = _status(res, run_id)
+                    pid = st.get("pid")
+                    if not ((res / "runs" / run_id / "checkpoint.pt").exists() and (st.get("round") or 0) >= 1
+                            and st.get("state") == "running" and isinstance(pid, int) and _alive(pid)):
+                        continue
+                    try:
+                        os.killpg(pid, signal.SIGSTOP)  # the run leads its own process group
+                    except ProcessLookupError:  # it ended between the look and the signal: look again
+                        continue
+                    frozen.append(pid)
+                    if not (res / "runs" / run_id / "checkpoint.pt").exists():  # froze while replacing it, or done
+                        os.killpg(pid, signal.SIGCONT)
+                        frozen.remove(pid)
+                        continue
                     proc.send_signal(signal.SIGKILL)
+                    rnd = _status(res, run_id)["round"]
                     rows = _metrics(res, run_id, drop_timing=False)
                     killed_at[run_id] = [r for r in rows if r["round"] <= rnd]
                     break
-            time.sleep(0.1)
-        assert killed_at, "no run reached a checkpoint in time"
+                time.sleep(0.1)
+            assert killed_at, "no run reached a checkpoint in time"
+        finally:
+            proc.kill()
+            proc.wait()
+        # the suite's run processes die with it (no orphan keeps writing into the store), the frozen one included
+        pids = [_status(res, r).get("pid") for r in reference]
+        deadline = time.monotonic() + 120
+        while any(p and _alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(p and _alive(p) for p in pids)
     finally:
-        proc.kill()
-        proc.wait()
-    # the suite's run processes die with it (no orphan keeps writing into the store)
-    pids = [_status(res, r).get("pid") for r in reference]
-    deadline = time.monotonic() + 30
-    while any(p and _alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(p and _alive(p) for p in pids)
-    assert any((res / "runs" / r / "checkpoint.pt").exists() for r in reference)
+        for pid in frozen:  # only if the assertion above failed: never leave a stopped process behind
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+    (run_id, before), = killed_at.items()
+    assert (res / "runs" / run_id / "checkpoint.pt").exists()  # it was frozen after a round: its checkpoint stays
 
     assert main(["run", str(suite), "--results", str(res), "--jobs", "2", "--quiet", *ONE_THREAD]) == 0
-    for run_id, ref in reference.items():
-        assert _metrics(res, run_id) == ref  # identical to the uninterrupted run, timing fields aside
-        assert not (res / "runs" / run_id / "checkpoint.pt").exists()
-    (run_id, before), = killed_at.items()
+    for rid, ref in reference.items():
+        assert _metrics(res, rid) == ref  # identical to the uninterrupted run, timing fields aside
+        assert not (res / "runs" / rid / "checkpoint.pt").exists()
     after = _metrics(res, run_id, drop_timing=False)
     assert after[: len(before)] == before  # resumed from the checkpoint (even its timings kept), not restarted
     # finished runs are skipped without starting a process
