@@ -66,10 +66,11 @@ from fedx_bench import api  # noqa: E402
 from fedx_bench.config import load_suite, run_config_from_dict  # noqa: E402
 from fedx_bench.data import load_dataset  # noqa: E402
 from fedx_bench.data.augment import build_augment, normalize  # noqa: E402
+from fedx_bench.environment import environment_record  # noqa: E402
 from fedx_bench.evaluation import extract_features, knn_accuracy, linear_probe  # noqa: E402
 from fedx_bench.federated import FederatedTrainer  # noqa: E402
 from fedx_bench.runner import build_method  # noqa: E402
-from fedx_bench.store import RunStore, environment_record, read_json  # noqa: E402
+from fedx_bench.store import RunStore, read_json  # noqa: E402
 
 JSON_NAME, MD_NAME = "gpu_acceptance.json", "gpu_acceptance.md"
 

@@ -18,7 +18,9 @@ from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Package paths (relative to fedx_bench/) that never change a run's numbers: reading and display code only.
-NUMERICS_NEUTRAL: tuple[str, ...] = ("reports/", "cli.py", "status.py", "progress.py", "provenance.py")
+NUMERICS_NEUTRAL: tuple[str, ...] = (
+    "reports/", "cli.py", "status.py", "progress.py", "provenance.py", "procutil.py", "listing.py",
+)
 
 
 def _source_files() -> list[Path]:

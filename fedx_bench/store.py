@@ -318,16 +318,3 @@ def load_results(*roots: str | Path) -> list[dict[str, Any]]:
                 }
             )
     return out
-
-
-_MOVED = {"atomic_torch_save": "checkpoint", "load_checkpoint_file": "checkpoint", "CheckpointError": "checkpoint",
-          "environment_record": "environment", "git_commit": "provenance"}
-
-
-def __getattr__(name: str) -> Any:
-    """Names that moved to the code that runs models, still importable from here (loaded only when asked for)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"fedx_bench.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
