@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
 
@@ -29,3 +30,17 @@ class Aggregate:
 
 
 Aggregator = Callable[[list[dict[str, Tensor]], list[float], dict[str, Tensor], frozenset[str]], Aggregate]
+
+
+def weighted_entry(states: list[dict[str, Tensor]], key: str, coeffs: list[float]) -> Tensor:
+    """``sum_i coeffs[i] * states[i][key]``, accumulated in client order (one arithmetic for every rule, so a
+    rule's numbers depend only on its coefficients). Integer buffers (BN's ``num_batches_tracked``) are combined
+    in float64 and rounded back to their dtype."""
+    ref = states[0][key]
+    if ref.is_floating_point():
+        acc = torch.zeros_like(ref)
+        for c, s in zip(coeffs, states):
+            acc.add_(s[key], alpha=c)
+        return acc
+    acc64 = sum(c * s[key].double() for c, s in zip(coeffs, states))
+    return torch.round(acc64).to(ref.dtype)  # type: ignore[union-attr]

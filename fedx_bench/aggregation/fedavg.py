@@ -6,11 +6,10 @@ are reproduced exactly.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..registry import AGGREGATORS
-from .base import Aggregate
+from .base import Aggregate, weighted_entry
 
 
 def fedavg(states: list[dict[str, Tensor]], weights: list[float]) -> dict[str, Tensor]:
@@ -22,18 +21,7 @@ def fedavg(states: list[dict[str, Tensor]], weights: list[float]) -> dict[str, T
         raise ValueError("fedavg needs at least one client state")
     total = float(sum(weights))
     w = [float(x) / total for x in weights]
-    out: dict[str, Tensor] = {}
-    for k in states[0]:
-        ref = states[0][k]
-        if ref.is_floating_point():
-            acc = torch.zeros_like(ref)
-            for wi, s in zip(w, states):
-                acc.add_(s[k], alpha=wi)
-            out[k] = acc
-        else:
-            acc64 = sum(wi * s[k].double() for wi, s in zip(w, states))
-            out[k] = torch.round(acc64).to(ref.dtype)  # type: ignore[union-attr]
-    return out
+    return {k: weighted_entry(states, k, w) for k in states[0]}
 
 
 @AGGREGATORS.register(

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ..registry import AGGREGATORS
-from .base import Aggregate
+from .base import Aggregate, weighted_entry
 
 
 def layer_cosines(client: dict[str, Tensor], global_state: dict[str, Tensor], keys: list[str]) -> dict[str, float]:
@@ -59,18 +59,11 @@ def ldawa(
     for k in states[0]:
         ref = states[0][k]
         if k in deltas[0]:
-            acc = torch.zeros_like(ref)
-            for s, d in zip(states, deltas):
-                acc.add_(s[k], alpha=d[k] / n)
-            out[k] = acc
+            out[k] = weighted_entry(states, k, [d[k] / n for d in deltas])
         elif ref.is_floating_point():
-            acc = torch.zeros_like(ref)
-            for s in states:
-                acc.add_(s[k], alpha=1.0 / n)
-            out[k] = acc
-        else:
-            acc64 = sum(s[k].double() for s in states) / n
-            out[k] = torch.round(acc64).to(ref.dtype)  # type: ignore[union-attr]
+            out[k] = weighted_entry(states, k, [1.0 / n] * n)
+        else:  # the exact integer mean (sum, then divide), as the paper's uniform 1/K
+            out[k] = torch.round(sum(s[k].double() for s in states) / n).to(ref.dtype)  # type: ignore[union-attr]
     return out, deltas
 
 
