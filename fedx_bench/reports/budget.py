@@ -3,8 +3,8 @@
 Why: the paper's gains are after 100 rounds × 10 local epochs; at CPU scale users ask whether the gain starts to
 appear as training grows. A long run's first R rounds equal an R-round run (tests/test_budget_prefix.py), so one
 long run per arm gives the whole budget axis. The gain is paired by seed (same partition, same augmentations)
-with a Student-t 95 % CI and a paired t-test p-value per round; x is communication rounds and cumulative local
-steps per client.
+with a Student-t 95 % CI and a paired t-test p-value per round
+(``fedx_bench.stats.paired``); x is communication rounds and cumulative local steps per client.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..stats import paired
 from .results import DATASET_DISPLAY
 from .style import FEDX_COLOUR, INIT_COLOUR, apply_rc, figure, save
 
@@ -26,31 +27,6 @@ CURVE_KEYS = ("method", "dataset", "data_source", "train_limit", "fraction", "ba
 METRICS = {"linear_probe_top1": "probe", "knn_top1": "kNN"}
 MIN_ROUNDS = 5  # fewer evaluated rounds than this is no curve
 CURVE_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
-
-
-@dataclass
-class Paired:
-    """A paired difference over seeds: mean, Student-t 95 % CI, paired t-test p-value, n."""
-
-    mean: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n: int
-
-
-def paired_difference(a: list[float], b: list[float]) -> Paired:
-    """a − b paired by position (seed); CI and p from scipy.stats (nan when n < 2 or no spread)."""
-    from scipy import stats
-
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    n = len(d)
-    mean = sum(d) / n if n else math.nan
-    if n < 2:
-        return Paired(mean, math.nan, math.nan, math.nan, n)
-    ci = stats.t.interval(0.95, n - 1, loc=mean, scale=stats.sem(d)) if stats.sem(d) > 0 else (mean, mean)
-    p = float(stats.ttest_rel(a, b).pvalue) if stats.sem(d) > 0 else math.nan
-    return Paired(mean, float(ci[0]), float(ci[1]), p, n)
 
 
 @dataclass
@@ -112,10 +88,12 @@ def budget_curves(done: pd.DataFrame, curves: pd.DataFrame) -> list[BudgetCurve]
         rows = []
         for (m, r), g in pf[pf["round"] > 0].groupby(["metric", "round"]):
             g = g.sort_values("seed")
-            d = paired_difference(g["fedx"].tolist(), g["base"].tolist())
-            rows.append({"metric": m, "round": int(r), "n": d.n, "base_mean": g["base"].mean(),
-                         "fedx_mean": g["fedx"].mean(), "init": init.get(m), "gain": d.mean, "ci_low": d.ci_low,
-                         "ci_high": d.ci_high, "p": d.p_value, "seeds": ",".join(str(s) for s in g["seed"])})
+            d = paired(dict(zip(g["seed"], g["base"])), dict(zip(g["seed"], g["fedx"])))  # fedx − base
+            lo, hi = d.ci if d is not None and d.ci is not None else (math.nan, math.nan)
+            rows.append({"metric": m, "round": int(r), "n": d.n if d else 0, "base_mean": g["base"].mean(),
+                         "fedx_mean": g["fedx"].mean(), "init": init.get(m), "gain": d.mean if d else math.nan,
+                         "ci_low": lo, "ci_high": hi, "p": d.p if d is not None and d.p is not None else math.nan,
+                         "seeds": ",".join(str(s) for s in g["seed"])})
         tab = pd.DataFrame(rows).sort_values(["metric", "round"]).reset_index(drop=True)
         stepmap = pf.dropna(subset=["steps"]).groupby("round")["steps"].mean().sort_index().cumsum()
         tab["local_steps"] = tab["round"].map(stepmap)
