@@ -14,8 +14,15 @@ import torch
 import torchvision
 
 from . import __version__
-from .provenance import code_record, git_commit
+from .provenance import code_record, cpu_model, git_commit
 from .store import STORE_VERSION
+
+
+def cpu_device() -> dict[str, Any]:
+    """The CPU type that decides which kernels torch runs (``provenance.CPU_KEYS``): model name and the vector
+    ISA torch dispatches to (e.g. ``AVX512``, ``AVX2``)."""
+    cap = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    return {"cpu_model": cpu_model(), "cpu_capability": cap() if cap is not None else None}
 
 
 def environment_record(device: torch.device, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -29,6 +36,7 @@ def environment_record(device: torch.device, extra: dict[str, Any] | None = None
     else:
         dev["name"] = platform.processor() or platform.machine()
         dev["cpu_count"] = os.cpu_count()
+        dev.update(cpu_device())
     rec = {
         "fedx_bench": __version__,
         "python": platform.python_version(),

@@ -117,6 +117,46 @@ def _numerics_unchanged_since(commit: str) -> bool | None:
     return {0: True, 1: False}.get(out.returncode)
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``; None when unknown."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+#: The env.json ``device`` fields that name the CPU's kernels: CPU results are bit-exact only where they agree.
+CPU_KEYS = ("cpu_model", "cpu_capability")
+
+
+def cpu_mismatch(stored_env: dict[str, Any] | None, current_device: dict[str, Any]) -> str | None:
+    """Why a CPU re-run may legitimately differ from a stored run: the stored run was made on another CPU type,
+    or did not record its CPU (runs stored before ``cpu_model``/``cpu_capability`` existed). None when both
+    record the same CPU. Why: torch picks its CPU kernels (vector ISA, oneDNN algorithms) per CPU type, so
+    floating-point results are bit-exact only on the same type (measured: the stored quickstart's round-1 FedX
+    loss 7.098101 vs 7.097443 re-run by the same commit on an AVX512 machine)."""
+    dev = (stored_env or {}).get("device") or {}
+    if (dev.get("type") or "cpu") != "cpu":
+        return None
+    stored = {k: dev.get(k) for k in CPU_KEYS}
+    now = {k: current_device.get(k) for k in CPU_KEYS}
+    if not any(stored.values()):
+        return ("the stored run does not record its CPU type (stored before cpu_model was recorded); CPU results "
+                "are bit-exact only on the same CPU type")
+    if stored != now:
+        def name(d: dict[str, Any]) -> str:
+            return f"{d.get('cpu_model') or '?'} ({d.get('cpu_capability') or '?'})"
+
+        return (f"stored on another CPU type, {name(stored)}, re-run on {name(now)}; CPU results are bit-exact "
+                "only on the same CPU type")
+    return None
+
+
 def portable_paths(obj: Any, data_root: str | None = None) -> Any:
     """``obj`` with every absolute path of this machine made portable: under the data root → ``<data-root>/…``,
     inside this package → ``<fedx_bench>/…``, under the home directory → ``~/…``. Stored results are shared, so no

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .provenance import cpu_mismatch
+
 # Keys whose values describe the machine or the clock, not the result.
 _MACHINE = ("seconds", "peak_", "_mb", "wall", "updated", "started", "host", "pid", "device")
 
@@ -64,6 +66,7 @@ class ReferenceCheck:
     reference_dir: str
     runs: list[RunDiff] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # labels with no finished stored twin
+    cpu_note: str | None = None  # why a CPU difference may be legitimate (another or an unrecorded CPU type)
 
     def line(self) -> str:
         """One line: whether the runs reproduce the stored reference runs exactly, or by how much they differ."""
@@ -82,7 +85,7 @@ class ReferenceCheck:
         by = "a value missing on one side" if math.isinf(worst.max_abs) else f"{worst.max_abs:.4g}"
         return (f"reference: differs from the stored reference runs in {ref}: {len(same)}/{len(self.runs)} runs "
                 f"identical, {ndiff} of {vals} values differ; largest difference {by} ({worst.worst_key}, "
-                f"{worst.label}){extra}")
+                f"{worst.label}){extra}" + (f"; {self.cpu_note}" if self.cpu_note else ""))
 
 
 def _diff(ours: dict[str, Any], stored: dict[str, Any]) -> tuple[int, float, str | None]:
@@ -113,4 +116,15 @@ def compare_to_reference(runs: list[Any], results_dir: str | Path, reference_dir
             continue
         n, worst, key = _diff(ours, stored)
         chk.runs.append(RunDiff(r.run_id, r.label, len(set(ours) | set(stored)), n, worst, key))
+        if n and chk.cpu_note is None:
+            ours_dev = (_read_env(Path(results_dir) / "runs" / r.run_id).get("device") or {})
+            chk.cpu_note = cpu_mismatch(_read_env(Path(reference_dir) / "runs" / r.run_id), ours_dev)
     return chk
+
+
+def _read_env(run_path: Path) -> dict[str, Any]:
+    try:
+        env = json.loads((run_path / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return env if isinstance(env, dict) else {}

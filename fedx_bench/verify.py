@@ -110,7 +110,8 @@ class VerifyOutcome:
         if self.state == "reproduces exactly":
             return f"{self.run_id} {self.label}: reproduces exactly"
         if self.state == "differs":
-            return f"{self.run_id} {self.label}: differs, largest metric difference {self.max_diff:.6g} ({self.where})"
+            return (f"{self.run_id} {self.label}: differs, largest metric difference {self.max_diff:.6g} ({self.where})"
+                    + (f"; {self.detail}" if self.detail else ""))
         return f"{self.run_id} {self.label}: {self.state}" + (f" ({self.detail})" if self.detail else "")
 
 
@@ -224,4 +225,9 @@ def _verify_one(rd: Any, spec: dict[str, Any], env: dict[str, Any], label: str, 
     note = "" if cfg.run_id == rid else f"config now hashes to {cfg.run_id}"
     if worst == 0.0:
         return VerifyOutcome(rid, label, "reproduces exactly", detail=note)
+    from .environment import cpu_device
+    from .provenance import cpu_mismatch
+
+    why = cpu_mismatch(env, cpu_device())
+    note = "; ".join(x for x in (note, why) if x)
     return VerifyOutcome(rid, label, "differs", worst, where, note)

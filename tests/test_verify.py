@@ -68,3 +68,38 @@ def test_stale_runs_are_counted(stored: tuple[Path, str]) -> None:
     assert st.changed == [rid] and "numbers can change" in st.message
     moved = st.archive(RunStore(root))  # what --rerun-stale does before retraining: nothing is deleted
     assert not (root / "runs" / rid).exists() and (moved[0] / "eval.json").exists()
+
+
+def test_cpu_mismatch_explains_differences_only_across_cpu_types() -> None:
+    """CPU kernels differ between CPU types: a difference against a run from another (or an unrecorded) CPU type
+    is explained, one from the same type is not."""
+    from fedx_bench.provenance import cpu_mismatch
+
+    here = {"type": "cpu", "cpu_model": "Xeon X", "cpu_capability": "AVX512"}
+    assert cpu_mismatch({"device": dict(here)}, here) is None
+    old = cpu_mismatch({"device": {"type": "cpu", "torch_threads": 1}}, here)
+    assert old is not None and "does not record its CPU type" in old
+    other = cpu_mismatch({"device": {"type": "cpu", "cpu_model": "EPYC Y", "cpu_capability": "AVX2"}}, here)
+    assert other is not None and "EPYC Y (AVX2)" in other and "Xeon X (AVX512)" in other
+    assert cpu_mismatch({"device": {"type": "cuda", "name": "H200"}}, here) is None
+
+
+def test_reference_line_names_the_cpu_when_runs_differ(tmp_path) -> None:
+    """The line after `run` says when a stored twin was made on an unrecorded CPU type (and only when it differs)."""
+    import json
+    from types import SimpleNamespace
+
+    from fedx_bench.reference import compare_to_reference
+
+    for root, probe, dev in (("ours", 45.2, {"type": "cpu", "cpu_model": "A", "cpu_capability": "AVX512"}),
+                             ("ref", 44.35, {"type": "cpu", "torch_threads": 1})):
+        d = tmp_path / root / "runs" / "r1"
+        d.mkdir(parents=True)
+        (d / "eval.json").write_text(json.dumps({"metrics": {"linear_probe_top1": {"last": probe}}}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "linear_probe_top1": probe}) + "\n")
+        (d / "env.json").write_text(json.dumps({"device": dev}))
+    runs = [SimpleNamespace(run_id="r1", label="simclr/s0")]
+    line = compare_to_reference(runs, tmp_path / "ours", tmp_path / "ref").line()
+    assert "differs" in line and "0.85" in line and "does not record its CPU type" in line
+    same = compare_to_reference(runs, tmp_path / "ref", tmp_path / "ref").line()
+    assert "exactly" in same and "CPU" not in same
