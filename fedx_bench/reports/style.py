@@ -83,10 +83,17 @@ ROUND_LABEL = "Round"
 
 
 def method_name(method: str) -> str:
-    """Paper-style name (``simclr`` → ``FedSimCLR``); plug-ins keep their registry name."""
+    """Paper-style name (``simclr`` → ``FedSimCLR``, ``byol@ldawa`` → ``FedBYOL + L-DAWA``); other methods take
+    their declared display name (``fedema`` → ``FedEMA``), plug-ins their class name. The one naming rule of every
+    report table and figure (torch-free: ``methods.display_name`` reads declarations only)."""
     if method in METHOD_NAMES:
         return METHOD_NAMES[method]
-    return str(method).rsplit(":", 1)[-1]
+    try:
+        from ..methods import display_name as registry_name
+
+        return registry_name(method)
+    except Exception:  # noqa: BLE001 - a report must render even when a plug-in cannot be imported
+        return str(method).rsplit(":", 1)[-1]
 
 
 def method_colour(method: str) -> str:

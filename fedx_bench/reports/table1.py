@@ -9,19 +9,13 @@ import pandas as pd
 
 from .. import stats
 from .results import DATASET_DISPLAY, DATASET_ORDER, PAPER, PAPER_DATASETS, paper_value
-from .style import METHOD_NAMES, METHOD_ORDER, method_name
+from .style import METHOD_ORDER, method_name
 
 
 def display_name(method: str) -> str:
-    """Paper-style name; plug-in methods fall back to their registry display name."""
-    if method in METHOD_NAMES:
-        return method_name(method)
-    try:
-        from ..methods import display_name as registry_name
+    """Paper-style name (see ``style.method_name``)."""
+    return method_name(method)
 
-        return registry_name(method)
-    except Exception:  # noqa: BLE001 - a report must render even when a plug-in cannot be imported
-        return method_name(method)
 
 MISSING = "—"
 
