@@ -100,8 +100,9 @@ def test_aggregator_is_part_of_the_run_id_but_the_default_leaves_ids_unchanged()
     assert other.run_id != base.run_id and other.identity()["federation"]["aggregator"] == "ldawa"
     assert other.label == "simclr@ldawa/synthetic/s0"
     # every stored run of a FedAvg suite still has the id it was stored under (table1-cpu's runs were removed from
-    # the store as made by uncommitted trees; ablation-cpu's and sensitivity-clients-cpu's are stored)
-    for name in ("ablation-cpu", "sensitivity-clients-cpu"):
+    # the store as made by uncommitted trees; ablation-cpu's, sensitivity-clients-cpu's and beyond-cpu's (L-DAWA ids
+    # included) are stored)
+    for name in ("ablation-cpu", "sensitivity-clients-cpu", "beyond-cpu"):
         ids = [r.run_id for r in load_suite(ROOT / "suites" / f"{name}.yaml").runs]
         assert ids and all((ROOT / "results" / "runs" / i).is_dir() for i in ids)
 
