@@ -319,18 +319,19 @@ def _run_in_process(cfg: RunConfig, results_dir: str | Path, cache: DatasetCache
     that resume from the last checkpoint. A run another live invocation holds is waited for."""
     import contextlib
 
-    from .scheduler import LOCK_WAIT_SECONDS, _locked_elsewhere, mark_owner, run_lock
+    from .procutil import locked_elsewhere
+    from .scheduler import LOCK_WAIT_SECONDS, mark_owner, run_lock
 
     rd = RunStore(results_dir).run(cfg.run_id)
     out = RunOutcome(cfg.run_id, cfg.label, "failed")
     attempt = 0
     waited = False
     while attempt < retries + 1:
-        if _locked_elsewhere(rd.path):
+        if locked_elsewhere(rd.path):
             st = rd.status
             prog.log(f"[{cfg.label}] running elsewhere (pid {st.get('pid')} on {st.get('host')}); waiting for it")
             waited = True
-            while _locked_elsewhere(rd.path):
+            while locked_elsewhere(rd.path):
                 time.sleep(LOCK_WAIT_SECONDS)
         with run_lock(rd.path) as held:
             if not held:  # taken between our look and now: wait again

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .provenance import cpu_mismatch
+from .store import read_json_object
 
 # Keys whose values describe the machine or the clock, not the result.
 _MACHINE = ("seconds", "peak_", "_mb", "wall", "updated", "started", "host", "pid", "device")
@@ -117,14 +118,7 @@ def compare_to_reference(runs: list[Any], results_dir: str | Path, reference_dir
         n, worst, key = _diff(ours, stored)
         chk.runs.append(RunDiff(r.run_id, r.label, len(set(ours) | set(stored)), n, worst, key))
         if n and chk.cpu_note is None:
-            ours_dev = (_read_env(Path(results_dir) / "runs" / r.run_id).get("device") or {})
-            chk.cpu_note = cpu_mismatch(_read_env(Path(reference_dir) / "runs" / r.run_id), ours_dev)
+            dev = read_json_object(Path(results_dir) / "runs" / r.run_id / "env.json").get("device") or {}
+            chk.cpu_note = cpu_mismatch(read_json_object(Path(reference_dir) / "runs" / r.run_id / "env.json"), dev)
     return chk
 
-
-def _read_env(run_path: Path) -> dict[str, Any]:
-    try:
-        env = json.loads((run_path / "env.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return env if isinstance(env, dict) else {}

@@ -65,6 +65,12 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name`` (non-decorator form)."""
         self.register(name, **meta)(obj)
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (a toy entry a test or notebook added); unknown names raise the ``get`` error."""
+        self.get(name)
+        self._items.pop(name)
+        self._meta.pop(name, None)
+
     def check(self, name: str) -> None:
         """Raise the ``get`` error if ``name`` is neither registered nor declared; imports nothing."""
         self._declarations()

@@ -16,7 +16,7 @@ from typing import Any
 
 from .procutil import pid_alive
 from .progress import fmt_secs
-from .store import read_json
+from .store import read_json_object
 
 
 @dataclass
@@ -38,16 +38,6 @@ class StatusRow:
     attempts: int
     error: str | None
     store: str | None = None  # stored | local, when several results directories are shown together
-
-
-def _read(path: Path) -> dict[str, Any]:
-    """A JSON object from the store, or ``{}``: missing, unreadable, not UTF-8, not JSON or not an object is shown
-    as unknown, never a traceback."""
-    try:
-        out = read_json(path, {})
-    except (OSError, ValueError):
-        return {}
-    return out if isinstance(out, dict) else {}
 
 
 def _age(updated: str | None, now: float) -> float | None:
@@ -92,7 +82,7 @@ def status_rows(results_dir: str | Path, suite: str | None = None, now: float | 
     now = time.time() if now is None else now
     runs = root / "runs"
     if suite is not None:
-        rec = _read(root / "suites" / f"{suite}.json")
+        rec = read_json_object(root / "suites" / f"{suite}.json")
         if not rec:
             from .errors import UserError
 
@@ -104,11 +94,11 @@ def status_rows(results_dir: str | Path, suite: str | None = None, now: float | 
         ids = sorted(p.name for p in runs.iterdir() if (p / "spec.json").exists()) if runs.is_dir() else []
         labels = {}
         for rec_path in sorted((root / "suites").glob("*.json")):  # suite labels show the swept values
-            labels.update(_read(rec_path).get("labels") or {})
+            labels.update(read_json_object(rec_path).get("labels") or {})
     rows = []
     for run_id in ids:
-        spec = _read(runs / run_id / "spec.json")
-        st = _read(runs / run_id / "status.json")
+        spec = read_json_object(runs / run_id / "spec.json")
+        st = read_json_object(runs / run_id / "status.json")
         rows.append(_row(run_id, str(labels.get(run_id) or spec.get("label") or run_id), st, spec, now))
     if suite is None:
         rows.sort(key=lambda r: (r.label, r.run_id))

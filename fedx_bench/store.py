@@ -112,6 +112,16 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from the store, or ``{}``: missing, unreadable, not UTF-8, not JSON or not an object reads as
+    unknown, never a traceback (status display, reference checks)."""
+    try:
+        out = read_json(path, {})
+    except (OSError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_PREV = "checkpoint.prev.pt"  # the one before: the fallback when the latest is damaged
 RESULT_FILES = ("spec.json", "eval.json", "metrics.jsonl", "status.json")

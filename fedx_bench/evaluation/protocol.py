@@ -151,9 +151,7 @@ def register_protocol(protocol: Protocol) -> Protocol:
 
 def unregister_protocol(name: str) -> None:
     """Remove a protocol registered by ``register_protocol`` (tests and notebooks that add a toy one)."""
-    EVALUATIONS.get(name)
-    EVALUATIONS._items.pop(name)  # the registry has no public removal
-    EVALUATIONS._meta.pop(name)
+    EVALUATIONS.remove(name)
 
 
 def get_protocol(name: str) -> Protocol:

@@ -89,10 +89,11 @@ def budget_curves(done: pd.DataFrame, curves: pd.DataFrame) -> list[BudgetCurve]
         for (m, r), g in pf[pf["round"] > 0].groupby(["metric", "round"]):
             g = g.sort_values("seed")
             d = paired(dict(zip(g["seed"], g["base"])), dict(zip(g["seed"], g["fedx"])))  # fedx − base
-            lo, hi = d.ci if d is not None and d.ci is not None else (math.nan, math.nan)
-            rows.append({"metric": m, "round": int(r), "n": d.n if d else 0, "base_mean": g["base"].mean(),
-                         "fedx_mean": g["fedx"].mean(), "init": init.get(m), "gain": d.mean if d else math.nan,
-                         "ci_low": lo, "ci_high": hi, "p": d.p if d is not None and d.p is not None else math.nan,
+            assert d is not None  # every group holds at least one seed with both arms (dropna above)
+            lo, hi = d.ci or (math.nan, math.nan)
+            rows.append({"metric": m, "round": int(r), "n": d.n, "base_mean": g["base"].mean(),
+                         "fedx_mean": g["fedx"].mean(), "init": init.get(m), "gain": d.mean, "ci_low": lo,
+                         "ci_high": hi, "p": math.nan if d.p is None else d.p,
                          "seeds": ",".join(str(s) for s in g["seed"])})
         tab = pd.DataFrame(rows).sort_values(["metric", "round"]).reset_index(drop=True)
         stepmap = pf.dropna(subset=["steps"]).groupby("round")["steps"].mean().sort_index().cumsum()

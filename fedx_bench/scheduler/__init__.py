@@ -73,7 +73,6 @@ Modules
 from __future__ import annotations
 
 from ..procutil import LOCK_FILE, pid_alive, run_lock
-from ..procutil import locked_elsewhere as _locked_elsewhere  # noqa: F401 - the name api.py imports
 from .leases import DeviceLease, mark_owner, worker_gpus
 from .parallel import run_parallel
 from .planning import BACKENDS, DEFAULT_THREADS, LocalPlan, SchedulerOptions, local_devices, parse_devices, plan_local
