@@ -117,8 +117,9 @@ def _resolve(source: str | Path, results_dirs: list[str | Path] | None
                  + f", results in {', '.join(f'`{display_path(r)}`' for r in roots)}.")
     design = suite_design(name, roots)
     if design is not None:
-        varied = ", ".join(f"`{k}`" for k in design.setting_keys()) or "no setting"
-        notes.append(f"Design read from the suite record (base, cases, grid; its settings vary in {varied}): Table 1 "
+        keys = design.setting_keys()
+        varied = f"its settings vary in {', '.join(f'`{k}`' for k in keys)}" if keys else "one setting"
+        notes.append(f"Design read from the suite record (base, cases, grid; {varied}): Table 1 "
                      "and the curves use the base's setting, sensitivity sections the settings it varies.")
     return name, df, ids, notes, design
 
