@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,21 @@ def test_portable_paths_replaces_data_root_package_and_home(tmp_path: Path) -> N
                    "d": "rel/path", "e": "/usr/share/x", "n": 3}
 
 
-
 REPO = Path(__file__).resolve().parent.parent
 _MACHINE_PATH = re.compile(r"(?<![\w<.~])/(?:work|root|home|tmp|Users|mnt|opt|var|private|scratch)/")
+_TEXT = {".json", ".jsonl", ".md", ".csv", ".log", ".txt", ".yaml"}
 
 
 def _committed_text_files() -> list[Path]:
-    files = [p for d in ("results", "reports") if (REPO / d).is_dir() for p in (REPO / d).rglob("*")
-             if p.is_file() and p.suffix in {".json", ".jsonl", ".md", ".csv", ".log", ".txt", ".yaml"}]
+    """The tracked text files of results/ and reports/ (a user's own git-ignored results/local/ is not ours to
+    check); every such file when the tree is not a git checkout."""
+    out = subprocess.run(["git", "ls-files", "results", "reports"], cwd=REPO, capture_output=True, text=True,
+                         check=False)
+    if out.returncode == 0:
+        paths = [REPO / line for line in out.stdout.splitlines()]
+    else:
+        paths = [p for d in ("results", "reports") if (REPO / d).is_dir() for p in (REPO / d).rglob("*")]
+    files = [p for p in paths if p.suffix in _TEXT and p.is_file()]
     if not files:
         pytest.skip("no stored results next to the tests (installed package)")
     return files
