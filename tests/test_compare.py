@@ -176,3 +176,17 @@ def test_report_folder_has_per_setting_tables_and_no_machine_paths(stores: tuple
             text = f.read_text()
             assert str(tmp_path) not in text and "/machine/data" not in text, f.name
     assert "Setting ids" in (res.out_dir / "index.md").read_text()
+
+
+def test_empty_side_says_which_store_has_no_runs(stores: tuple[Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    stored, new = stores
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    assert main(["compare", "--baseline", str(stored), "--new", str(empty)]) == 0
+    out = capsys.readouterr().out
+    assert "No finished runs under" in out and "nothing to compare" in out and "No overlap" not in out
+    assert main(["compare", "--baseline", str(empty), "--new", str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "no baseline to compare with" in out and "nothing to compare" not in out
+    assert main(["compare", "--baseline", str(empty), "--new", str(new), "--strict"]) == 1

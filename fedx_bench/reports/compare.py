@@ -55,6 +55,8 @@ class CompareResult:
     new_dirs: list[str] = field(default_factory=list)
     metrics: tuple[str, ...] = ("probe_last",)
     titles: dict[str, str] = field(default_factory=dict)
+    n_new: int = 0  # finished runs found under new_dirs
+    n_stored: int = 0  # finished runs found under baseline_dirs
 
     @property
     def no_overlap(self) -> bool:
@@ -86,7 +88,12 @@ class CompareResult:
                "CI excludes 0 and n ≥ 3."]
         n_set = self.rows["setting"].nunique() if len(self.rows) else 0
         out.append(f"{n_set} setting(s) with stored baselines; {len(self.unmatched)} without.")
-        if self.no_overlap:
+        if not self.n_new:
+            out.append(f"No finished runs under {', '.join(map(display_path, self.new_dirs))}: nothing to compare.")
+        elif not self.n_stored:
+            out.append(f"No finished runs under {', '.join(map(display_path, self.baseline_dirs))}: "
+                       "no baseline to compare with.")
+        elif self.no_overlap:
             out.append("No overlap: no setting of the new runs has stored runs (see the nearest settings below).")
         for sid in (list(dict.fromkeys(self.rows["setting"])) if len(self.rows) else []):
             rows = self.rows[self.rows["setting"] == sid]
@@ -162,6 +169,7 @@ def compare(baseline_dirs: str | Path | Iterable[str | Path], new_dirs: str | Pa
     stored, new = collect(bdirs), collect(ndirs)
     stored = stored[stored["state"] == "done"] if len(stored) else stored
     new = new[new["state"] == "done"] if len(new) else new
+    counts = {"n_new": len(new), "n_stored": len(stored)}
     if len(stored) and len(new):  # a run present on both sides (same config) is the new side's
         stored = stored[~stored["run_id"].isin(set(new["run_id"]))]
     rows: list[dict[str, Any]] = []
@@ -170,7 +178,7 @@ def compare(baseline_dirs: str | Path | Iterable[str | Path], new_dirs: str | Pa
     titles: dict[str, str] = {}
     if not len(new):
         return CompareResult(pd.DataFrame(rows), pd.DataFrame(diffs), pd.DataFrame(unmatched), bdirs, ndirs,
-                             metrics, titles)
+                             metrics, titles, **counts)
     new = new.assign(_g=group_key(new))
     stored = stored.assign(_g=group_key(stored)) if len(stored) else stored.assign(_g=pd.Series(dtype=object))
     sdicts = setting_dicts(stored) if len(stored) else {}
@@ -222,4 +230,4 @@ def compare(baseline_dirs: str | Path | Iterable[str | Path], new_dirs: str | Pa
                                   "verdict": stats.verdict(d, "better", "worse"), "resolved": d.resolved,
                                   "flag": "; ".join(flags)})
     return CompareResult(pd.DataFrame(rows), pd.DataFrame(diffs), pd.DataFrame(unmatched), bdirs, ndirs, metrics,
-                         titles)
+                         titles, **counts)
